@@ -1,0 +1,240 @@
+"""`python -m bot ...`: the same engine and store as the Slack bot, from a terminal.
+
+Operators script the bot with it, and tests drive the engine without Slack through it. A run started here is
+driven by this process with live progress; `approve` and `cancel` act on runs driven elsewhere (same database file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.engine import Engine
+from bot.errors import ApprovalRefused, BadRequest, BlueGreenError
+from bot.requests import MODES, RunRequest
+from bot.sinks.console import ConsoleSink
+from storage import open_store
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_REQUEST = 0, 1, 2
+RUN_COMMANDS = ("create", "upgrade", "switchover", "cleanup", "rollback")
+
+
+def _default_user() -> str:
+    return os.environ.get("BLUEGREEN_USER") or f"cli:{getpass.getuser()}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Blue/Green Deployments behind RDS Proxy.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--env", dest="environment", help="environment from BLUEGREEN_CONFIG (default: the first)")
+        p.add_argument("--db", dest="db_path", help="SQLite file (default: $BLUEGREEN_DB or ./bluegreen.db)")
+        return p
+
+    def with_identity(p: argparse.ArgumentParser, required: bool = False) -> None:
+        p.add_argument(
+            "--as", dest="user", required=required, default=None if required else _default_user(),
+            help="who is acting (a Slack user id for approvers; default $BLUEGREEN_USER or cli:<login>)",
+        )  # fmt: skip
+
+    sub.add_parser("sandbox", help="run the simulated AWS (moto + realistic RDS behaviours)", add_help=False)
+    serve = sub.add_parser("serve", help="run the Slack bot (HTTP on $PORT, or --socket for Socket Mode)")
+    serve.add_argument("--socket", action="store_true", help="Socket Mode with SLACK_APP_TOKEN")
+    sub.add_parser("demo", help="sandbox AWS + Slack stand-in + the real bot, end to end", add_help=False)
+
+    status = with_common(sub.add_parser("status", help="proxies, target health, version and deployment of a database"))
+    status.add_argument("database")
+
+    for name in ("plan", *RUN_COMMANDS):
+        p = with_common(sub.add_parser(name, help=f"{name} (see README: Workflows)"))
+        p.add_argument("database")
+        if name in {"plan", "create", "upgrade", "switchover"}:
+            p.add_argument("--engine-version", required=name == "upgrade")
+        if name in {"plan", "create"}:
+            p.add_argument("--parameter-group")
+        if name in {"plan", "create", "switchover"}:
+            p.add_argument("--mode", choices=MODES, default="auto")
+        if name in {"plan", "switchover"}:
+            p.add_argument("--timeout", type=int, dest="switchover_timeout", help="SwitchoverTimeout, 30-3600 s")
+        if name in {"plan", "cleanup"}:
+            p.add_argument("--delete-old", action="store_true", help="also delete the old blue (own approval)")
+        if name == "plan":
+            p.add_argument("--kind", choices=RUN_COMMANDS, default="create", help="which workflow to plan")
+        else:
+            with_identity(p)
+
+    for name in ("approve", "reject"):
+        p = with_common(sub.add_parser(name, help=f"{name} a pending approval request (or a run's latest)"))
+        p.add_argument("request", help="approval request id (a-...) or run id (r-...)")
+        with_identity(p, required=True)
+    cancel = with_common(sub.add_parser("cancel", help="stop a run safely (compensating first)"))
+    cancel.add_argument("run_id")
+    with_identity(cancel)
+    runs = with_common(sub.add_parser("runs", help="list runs"))
+    runs.add_argument("--all", action="store_true", help="include finished runs")
+    show = with_common(sub.add_parser("show", help="a run, its steps, AWS calls and audit log"))
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true")
+    with_common(sub.add_parser("resume", help="drive every unfinished run whose process is gone, to its end"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sandbox":
+        from bot.sandbox.cli import run_sandbox
+
+        return run_sandbox(argv[1:])
+    if argv and argv[0] == "demo":
+        from bot.demo import run_demo
+
+        return run_demo(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from bot.app import main as serve_main
+
+        return serve_main(socket_mode=args.socket)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_BAD_REQUEST
+    if getattr(args, "db_path", None):
+        settings = Settings(db_path=args.db_path, environments=settings.environments, slack=settings.slack)
+    try:
+        return asyncio.run(_run(args, settings))
+    except (BadRequest, ApprovalRefused, ConfigError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_BAD_REQUEST
+    except KeyboardInterrupt:
+        print("interrupted: the run stays recorded; `python -m bot resume` carries it on", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings.db_path)
+    engine = Engine(store=store, settings=settings, sinks=[ConsoleSink()])
+    try:
+        return await _dispatch(args, settings, engine)
+    finally:
+        await engine.aclose()
+        store.close()
+
+
+def _request(args: argparse.Namespace, kind: str, settings: Settings) -> RunRequest:
+    return RunRequest(
+        kind=kind,  # type: ignore[arg-type]
+        database=args.database,
+        requester=getattr(args, "user", None) or _default_user(),
+        environment=settings.environment(args.environment).name,
+        engine_version=getattr(args, "engine_version", None),
+        parameter_group=getattr(args, "parameter_group", None),
+        mode=getattr(args, "mode", "auto"),
+        switchover_timeout=getattr(args, "switchover_timeout", None),
+        delete_old=getattr(args, "delete_old", False),
+    )
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    command = args.command
+    if command == "status":
+        status = await engine.status(args.database, args.environment)
+        db = status.database
+        print(f"{db.identifier}: {db.engine} {db.engine_version} ({db.status}, {db.kind})")
+        for registration in status.registrations:
+            print(f"  proxy {registration.label}")
+        for target in status.targets:
+            reason = f" ({target.reason})" if target.reason else ""
+            print(f"    {target.rds_resource_id} {target.role or ''} {target.state}{reason}")
+        if status.deployment:
+            d = status.deployment
+            print(f"  blue/green {d.identifier} {d.status}: {d.source_arn} -> {d.target_arn}")
+        if status.active_run:
+            print(f"  active run {status.active_run.id} ({status.active_run.kind}, {status.active_run.status})")
+        return EXIT_OK
+    if command == "plan":
+        plan = await engine.plan(_request(args, args.kind, settings))
+        print(f"{plan.kind} {plan.database}: strategy {plan.strategy or 'n/a'}: {plan.reason}")
+        for key, value in plan.facts.items():
+            print(f"  {key}: {value}")
+        for number, step in enumerate(plan.steps, 1):
+            print(f"  {number}. {step.title}" + (" [proxy detached]" if step.disruptive else ""))
+            for command_line in step.commands:
+                print(f"       $ {command_line}")
+        if plan.detached_estimate:
+            print(f"  detached window: {plan.detached_estimate}")
+        return EXIT_OK
+    if command in RUN_COMMANDS:
+        run = await engine.start(_request(args, command, settings))
+        print(f"run {run.id} started by {run.requester}")
+        final = await engine.wait(run.id)
+        return EXIT_OK if final.status == "succeeded" else EXIT_FAILED
+    if command in {"approve", "reject"}:
+        request_id = args.request
+        if request_id.startswith("r-"):
+            latest = engine.store.approvals.latest(request_id)
+            if latest is None:
+                raise BadRequest(f"run {request_id} has no approval request.")
+            request_id = latest.id
+        decide = engine.approve if command == "approve" else engine.reject
+        decided = await decide(request_id, args.user)
+        print(f"{decided.id}: {decided.status} by {decided.decided_by}")
+        return EXIT_OK
+    if command == "cancel":
+        run = await engine.cancel(args.run_id, args.user)
+        print(f"cancel requested for {run.id}; the process driving it stops it safely")
+        return EXIT_OK
+    if command == "runs":
+        for run in engine.runs(active_only=not args.all, limit=50):
+            print(f"{run.id}  {run.kind:<10} {run.database:<24} {run.status:<16} {run.requester}")
+        return EXIT_OK
+    if command == "show":
+        return _show(engine, args.run_id, as_json=args.json)
+    if command == "resume":
+        resumed = await engine.resume_unfinished()
+        print(f"resuming {len(resumed)} run(s): {', '.join(resumed) or '-'}")
+        results = [await engine.wait(run_id) for run_id in resumed]
+        return EXIT_OK if all(r.status == "succeeded" for r in results) else EXIT_FAILED
+    raise BlueGreenError(f"unknown command {command}")
+
+
+def _show(engine: Engine, run_id: str, *, as_json: bool) -> int:
+    snapshot = engine.snapshot(run_id)
+    if snapshot is None:
+        raise BadRequest(f"no run {run_id}")
+    audit = engine.store.audit.list(run_id=run_id)
+    if as_json:
+        data = {
+            "run": _asdict(snapshot.run),
+            "steps": [_asdict(s) for s in snapshot.steps],
+            "audit": [_asdict(a) for a in audit],
+        }
+        print(json.dumps(data, indent=2, default=str))
+        return EXIT_OK
+    run = snapshot.run
+    print(f"{run.id} {run.kind} {run.database}: {run.status} (strategy {run.strategy}, requested by {run.requester})")
+    if run.error:
+        print(f"  error: {run.error}")
+    for step in snapshot.steps:
+        print(f"  [{step.status}] {step.title} (attempts {step.attempts})")
+        for call in step.aws_calls:
+            print(f"      $ {call.get('command')}  [{call.get('outcome')}, request {call.get('request_id')}]")
+    for label, window in run.summary.get("windows", {}).items():
+        if "seconds" in window:
+            print(f"  {label}: no target for {window['seconds']:.2f} s (overhead <= {window['overhead_seconds']:.2f} s)")
+    for entry in audit:
+        print(f"  audit {entry.seq}: {entry.actor} {entry.action}")
+    return EXIT_OK
+
+
+def _asdict(record: object) -> dict:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(record) if is_dataclass(record) else dict(vars(record))  # type: ignore[arg-type]
