@@ -1,0 +1,127 @@
+"""Simulated durations, the speed factor, and the ticker that applies due transitions."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+ProxyMode = Literal["legacy", "native"]
+PROXY_MODES: tuple[ProxyMode, ...] = ("legacy", "native")
+
+
+@dataclass(frozen=True)
+class Durations:
+    """How long each simulated phase lasts, in seconds at speed 1."""
+
+    provisioning_task: float = 2.0
+    switchover: float = 3.0
+    switchover_guardrail_failure: float = 1.0
+    registering: float = 2.0
+    native_follow_registering: float = 2.0
+    deleting: float = 2.0
+    upgrading: float = 3.0
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def updated(self, changes: dict[str, float]) -> Durations:
+        unknown = set(changes) - set(self.names())
+        if unknown:
+            raise ValueError(f"unknown durations: {sorted(unknown)}")
+        if any(float(v) < 0 for v in changes.values()):
+            raise ValueError("durations must not be negative")
+        return replace(self, **{k: float(v) for k, v in changes.items()})
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    proxy_mode: ProxyMode = "legacy"
+    speed: float = 1.0
+    durations: Durations = field(default_factory=Durations)
+
+    def effective(self, duration_name: str) -> float:
+        """Real seconds for a phase: its simulated value divided by the speed factor."""
+        return getattr(self.durations, duration_name) / self.speed
+
+    def real_seconds(self, simulated_seconds: float) -> float:
+        return simulated_seconds / self.speed
+
+    def updated(
+        self,
+        proxy_mode: str | None = None,
+        speed: float | None = None,
+        durations: dict[str, float] | None = None,
+    ) -> SandboxConfig:
+        config = self
+        if proxy_mode is not None:
+            if proxy_mode not in PROXY_MODES:
+                raise ValueError(f"proxy_mode must be one of {PROXY_MODES}")
+            config = replace(config, proxy_mode=proxy_mode)  # type: ignore[arg-type]
+        if speed is not None:
+            if float(speed) <= 0:
+                raise ValueError("speed must be positive")
+            config = replace(config, speed=float(speed))
+        if durations:
+            config = replace(config, durations=config.durations.updated(durations))
+        return config
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"proxy_mode": self.proxy_mode, "speed": self.speed, "durations": asdict(self.durations)}
+
+
+@dataclass(order=True)
+class _Timer:
+    due: float
+    order: int
+    action: Callable[[float], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+
+class Scheduler:
+    """Timers keyed on time.monotonic(); callers hold the sandbox lock when scheduling and running."""
+
+    def __init__(self) -> None:
+        self._heap: list[_Timer] = []
+        self._order = itertools.count()
+
+    def after(self, delay: float, action: Callable[[float], None]) -> _Timer:
+        """Run `action(now)` once `delay` real seconds have passed."""
+        timer = _Timer(time.monotonic() + max(delay, 0.0), next(self._order), action)
+        heapq.heappush(self._heap, timer)
+        return timer
+
+    def run_due(self, now: float) -> None:
+        while self._heap and self._heap[0].due <= now:
+            timer = heapq.heappop(self._heap)
+            if not timer.cancelled:
+                timer.action(now)
+
+    def clear(self) -> None:
+        self._heap.clear()
+
+
+class Ticker:
+    """A daemon thread calling `tick()` every `interval` seconds until stopped."""
+
+    def __init__(self, tick: Callable[[], None], interval: float = 0.025) -> None:
+        self._tick = tick
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sandbox-ticker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._tick()
