@@ -35,7 +35,7 @@ CRITICAL = PollPolicy(first=0.2, maximum=0.2, factor=1.0, timeout=3900.0)
 # Short transitions outside the window (registration after create, deletion of a target).
 FAST = PollPolicy(first=0.25, maximum=2.0, factor=1.5, timeout=1800.0)
 # Long transitions: provisioning a green environment, an engine upgrade, deleting a database.
-SLOW = PollPolicy(first=0.5, maximum=20.0, factor=1.5, timeout=6 * 3600.0)
+SLOW = PollPolicy(first=0.2, maximum=20.0, factor=1.5, timeout=6 * 3600.0)
 
 
 class WaitTimeout(Exception):

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bot import monitoring
+from bot import failpoints, monitoring
 from bot.aws_gateway import AwsGateway
 from bot.config import Environment, Settings
 from bot.errors import BlueGreenError, RunCancelled
@@ -182,6 +182,10 @@ class Runner:
         keeper = asyncio.get_running_loop().create_task(self._keep_lease(run_id, current))
         try:
             await self._loop(run_id, resumed)
+        except Exception:
+            # A bug in the runner itself: leave the run active so that it is resumed (and compensated), loudly.
+            log.exception("run %s: the runner failed; the run stays active and will be resumed", run_id)
+            self.store.audit.append(actor="bluegreen-bot", action="run:runner-error", run_id=run_id, detail={})
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -235,6 +239,7 @@ class Runner:
         assert run is not None
         if implementation.interruptible and run.meta.get("cancel_requested"):
             raise RunCancelled(f"cancelled by {run.meta['cancel_requested'].get('by', 'an operator')}")
+        failpoints.hit(f"before-step:{spec['kind']}")
         self.store.steps.start(run_id, step.idx)
         self.publish(run_id, lambda s: StepChanged(s, step.idx))
         ledger = WindowLedger(self.store, run_id)
@@ -264,6 +269,7 @@ class Runner:
             ctx.say(outcome.reason)
         else:
             self.store.steps.finish(run_id, step.idx, "done")
+        failpoints.hit(f"after-step:{spec['kind']}")
         self.publish(run_id, lambda s: StepChanged(s, step.idx))
         self._report_later(run_id, step.idx, ctx, before, after)
 
@@ -349,7 +355,7 @@ class Runner:
         with self.store.atomic():
             for record in steps:
                 if record.idx >= first and record.status in {"done", "running"}:
-                    self.store.steps.finish(run_id, record.idx, "waiting", detail=reason)
+                    self.store.steps.reset(run_id, record.idx, detail=reason)
             self.store.runs.merge_meta(run_id, {"approved_fingerprint": None})
         from bot.events import Notice
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from bot import failpoints
 from bot.aws_gateway import AwsGateway, Mutation
 from bot.config import Environment
 from bot.errors import AwsError, BadRequest, BlueGreenError, RunCancelled
@@ -132,6 +133,7 @@ class StepContext:
             self._record(exc.action, what, exc.request_id, exc.code, started, command=None)
             raise
         self._record(mutation.action, what, mutation.request_id, "ok", started, command=mutation.command)
+        failpoints.hit(f"after-call:{mutation.action}")
         return mutation
 
     def _record(
@@ -160,6 +162,8 @@ async def verify_approved_plan(ctx: StepContext) -> None:
     if deployment is None or deployment.status != "AVAILABLE":
         raise PlanChanged(f"deployment {deployment_id} is {deployment.status if deployment else 'gone'} now")
     green = await ctx.gateway.database_by_arn(deployment.target_arn or "")
+    if green is None or green.status != "available":
+        raise PlanChanged(f"green is {green.status if green else 'gone'} now")
     current = switchover_fingerprint(
         deployment,
         green.engine_version if green else None,

@@ -8,7 +8,7 @@ from bot.errors import AwsError, ProxyNotSupported
 from bot.fingerprint import switchover_fingerprint
 from bot.models import Database, Deployment, Registration, major_version
 from bot.plan import workaround_create_steps
-from bot.steps.base import Replan, Step, StepContext, StepFailed, step
+from bot.steps.base import Replan, Step, StepContext, StepFailed, step, verify_approved_plan
 
 ACTIVE_STATUSES = {"PROVISIONING", "AVAILABLE", "SWITCHOVER_IN_PROGRESS", "SWITCHOVER_FAILED", "INVALID_CONFIGURATION"}
 
