@@ -1,0 +1,366 @@
+"""Renders a run's events as one Slack thread: a live parent checklist, step reports, approvals, the summary.
+
+`emit` never blocks the runner on Slack and never raises: each run has a worker task that posts in order.
+Checklist edits are coalesced to about one `chat.update` a second per run; the latest state is always the one
+sent, and the final state is always flushed before the summary. Slack's 429/5xx are first retried by the
+client's retry handlers; if those give up, the worker tries again later instead of dropping the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import blocks
+from bot.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    Event,
+    Notice,
+    RunFinished,
+    RunSnapshot,
+    RunStarted,
+    StepChanged,
+    StepReport,
+)
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+# Slack errors that no retry will fix: log them and move on.
+_PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "msg_too_long",
+        "message_not_found",
+        "cant_update_message",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+    }
+)
+
+
+@dataclass(slots=True)
+class Thread:
+    channel: str
+    ts: str
+
+
+class SlackThreadSink:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        store: Store,
+        *,
+        edit_interval: float = 1.0,
+        retry_delays: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0),
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._edit_interval = edit_interval
+        self._retry_delays = retry_delays
+        self._workers: dict[str, _RunWorker] = {}
+        self._workspace_url: str | None = None
+        self._workspace_url_known = False
+
+    async def emit(self, event: Event) -> None:
+        try:
+            run = event.snapshot.run
+            if not run.channel:
+                return
+            worker = self._workers.get(run.id)
+            if worker is None or worker.done:
+                worker = self._workers[run.id] = _RunWorker(self, run.id)
+            worker.submit(event)
+        except Exception:  # a sink must never break a run
+            log.exception("slack sink: could not accept %s", type(event).__name__)
+
+    async def drain(self) -> None:
+        """Waits until every queued post and pending edit has been sent (tests, shutdown)."""
+        for worker in list(self._workers.values()):
+            await worker.idle()
+
+    async def aclose(self, grace: float = 10.0) -> None:
+        """Sends what is pending (for at most `grace` seconds), then stops the workers."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self.drain()
+        for worker in list(self._workers.values()):
+            worker.stop()
+        self._workers.clear()
+
+    # ------------------------------------------------------------ used by the workers
+
+    def _forget(self, run_id: str, worker: _RunWorker) -> None:
+        if self._workers.get(run_id) is worker:
+            del self._workers[run_id]
+
+    async def _permalink(self, channel: str, ts: str) -> str | None:
+        if not self._workspace_url_known:
+            try:
+                response = await self._client.auth_test()
+                self._workspace_url = response.get("url")
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
+                log.warning("slack sink: auth.test failed (%s); threads get no permalink", _describe(error))
+            self._workspace_url_known = True
+        if not self._workspace_url:
+            return None
+        return f"{self._workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any | None:
+        """One Slack call, tried again later if Slack stays unavailable; None when it finally failed."""
+        for attempt, delay in enumerate((*self._retry_delays, None)):
+            try:
+                return await call()
+            except SlackApiError as error:
+                code = error.response.get("error")
+                if code in _PERMANENT_ERRORS or error.response.status_code not in {429, 500, 502, 503, 504}:
+                    log.warning("slack sink: %s failed: %s", what, code)
+                    return None
+                reason = f"HTTP {error.response.status_code}"
+            except (aiohttp.ClientError, TimeoutError, OSError) as error:
+                reason = _describe(error)
+            if delay is None:
+                log.error("slack sink: %s failed after %d attempts (%s); giving up", what, attempt + 1, reason)
+                return None
+            log.warning("slack sink: %s failed (%s); trying again in %.1fs", what, reason, delay)
+            await asyncio.sleep(delay)
+        return None
+
+
+class _RunWorker:
+    """Posts one run's messages in order and coalesces its checklist edits."""
+
+    def __init__(self, sink: SlackThreadSink, run_id: str) -> None:
+        self._sink = sink
+        self._run_id = run_id
+        self._queue: deque[Event] = deque()
+        self._latest: RunSnapshot | None = None  # newest snapshot not yet shown in the parent
+        self._last_edit = 0.0
+        self._thread: Thread | None = None
+        self._finished = False
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._work(), name=f"slack-thread-{run_id}")
+
+    @property
+    def done(self) -> bool:
+        return self._task.done()
+
+    def submit(self, event: Event) -> None:
+        if isinstance(event, StepChanged):
+            self._latest = event.snapshot
+        else:
+            self._queue.append(event)
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def idle(self) -> None:
+        if not self._task.done():
+            await self._idle.wait()
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+    async def _work(self) -> None:
+        try:
+            while True:
+                if self._queue:
+                    await self._handle(self._queue.popleft())
+                    continue
+                if self._finished:
+                    return
+                if self._latest is not None:
+                    wait = self._last_edit + self._sink._edit_interval - time.monotonic()
+                    if wait <= 0:
+                        await self._flush_parent()
+                        continue
+                    await self._sleep_until_woken(wait)
+                    continue
+                self._idle.set()
+                await self._sleep_until_woken(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("slack sink: worker for run %s stopped", self._run_id)
+        finally:
+            self._idle.set()
+            self._sink._forget(self._run_id, self)
+
+    async def _sleep_until_woken(self, seconds: float | None) -> None:
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wakeup.wait()
+
+    async def _handle(self, event: Event) -> None:
+        try:
+            if isinstance(event, RunStarted):
+                await self._on_started(event)
+            elif isinstance(event, StepReport):
+                message = blocks.step_report(event.snapshot, event.step_idx, event.lines, event.aws_calls)
+                await self._reply(event.snapshot, message, what="step report")
+            elif isinstance(event, Notice):
+                notice = blocks.notice(event.text)
+                await self._reply(event.snapshot, notice, what="notice", broadcast=event.broadcast)
+            elif isinstance(event, ApprovalRequested):
+                await self._on_approval_requested(event)
+            elif isinstance(event, ApprovalDecided):
+                await self._on_approval_decided(event)
+            elif isinstance(event, RunFinished):
+                await self._on_finished(event)
+        except Exception:
+            log.exception("slack sink: could not render %s for run %s", type(event).__name__, self._run_id)
+
+    # ------------------------------------------------------------ the parent message
+
+    async def _ensure_thread(self, snapshot: RunSnapshot) -> tuple[Thread | None, bool]:
+        """The run's thread: remembered, recorded in the run's meta (after a restart), or posted now.
+
+        The flag is True when the parent was posted now, showing `snapshot` already."""
+        if self._thread is not None:
+            return self._thread, False
+        recorded = _recorded_thread(snapshot.run.meta)
+        if recorded is None:
+            stored = self._sink._store.runs.get(self._run_id)
+            recorded = _recorded_thread(stored.meta) if stored else None
+        if recorded is not None:
+            self._thread = recorded
+            return recorded, False
+        channel = snapshot.run.channel
+        if not channel:
+            return None, False
+        message = blocks.run_parent(snapshot)
+        response = await self._sink._call(
+            "post parent message",
+            lambda: self._sink._client.chat_postMessage(channel=channel, **message.as_kwargs()),
+        )
+        if response is None:
+            return None, False
+        self._thread = Thread(channel=response.get("channel") or channel, ts=response["ts"])
+        self._last_edit = time.monotonic()
+        slack_meta: dict[str, str] = {"channel": self._thread.channel, "ts": self._thread.ts}
+        permalink = await self._sink._permalink(self._thread.channel, self._thread.ts)
+        if permalink:
+            slack_meta["permalink"] = permalink
+        self._sink._store.runs.merge_meta(self._run_id, {"slack": slack_meta})
+        return self._thread, True
+
+    async def _flush_parent(self) -> None:
+        snapshot, self._latest = self._latest, None
+        if snapshot is None:
+            return
+        thread, posted = await self._ensure_thread(snapshot)
+        if thread is None or posted:
+            return
+        self._last_edit = time.monotonic()
+        message = blocks.run_parent(snapshot)
+        await self._sink._call(
+            "update parent message",
+            lambda: self._sink._client.chat_update(channel=thread.channel, ts=thread.ts, **message.as_kwargs()),
+        )
+
+    async def _on_started(self, event: RunStarted) -> None:
+        thread, posted = await self._ensure_thread(event.snapshot)
+        if thread is None or posted:
+            return
+        # The thread exists already: this is a run picked up again after a restart.
+        self._latest = self._latest or event.snapshot
+        await self._flush_parent()
+        notice = blocks.notice("Picked up again after a restart; carrying on in this thread.")
+        await self._reply(event.snapshot, notice, what="resume notice")
+
+    async def _on_finished(self, event: RunFinished) -> None:
+        self._latest = event.snapshot
+        wait = self._last_edit + self._sink._edit_interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)  # keeps to about one edit a second even for the last one
+        await self._flush_parent()
+        summary = blocks.run_summary(event.snapshot, event.status, event.error, event.windows)
+        await self._reply(event.snapshot, summary, what="summary", broadcast=True)
+        self._finished = True
+
+    # ------------------------------------------------------------ thread replies
+
+    async def _reply(
+        self, snapshot: RunSnapshot, message: blocks.Message, *, what: str, broadcast: bool = False
+    ) -> str | None:
+        thread, _ = await self._ensure_thread(snapshot)
+        if thread is None:
+            return None
+        extra: dict[str, Any] = {"reply_broadcast": True} if broadcast else {}
+        response = await self._sink._call(
+            f"post {what}",
+            lambda: self._sink._client.chat_postMessage(
+                channel=thread.channel, thread_ts=thread.ts, **message.as_kwargs(), **extra
+            ),
+        )
+        return response["ts"] if response is not None else None
+
+    async def _on_approval_requested(self, event: ApprovalRequested) -> None:
+        message = blocks.approval_request(
+            request_id=event.request_id,
+            run_id=event.snapshot.run.id,
+            kind=event.kind,
+            fingerprint=event.fingerprint,
+            requester=event.requester,
+            approvers=event.approvers,
+            expires_at=event.expires_at,
+            action=event.action,
+            facts=event.facts,
+        )
+        ts = await self._reply(event.snapshot, message, what="approval request")
+        if ts is not None and self._thread is not None:
+            self._sink._store.approvals.merge_meta(
+                event.request_id, {"slack_ts": ts, "slack_channel": self._thread.channel, "action": event.action}
+            )
+
+    async def _on_approval_decided(self, event: ApprovalDecided) -> None:
+        request = self._sink._store.approvals.get(event.request_id)
+        if request is None or not request.meta.get("slack_ts"):
+            log.warning("slack sink: no message recorded for approval %s", event.request_id)
+            return
+        channel = request.meta.get("slack_channel") or (self._thread.channel if self._thread else None)
+        if channel is None:
+            return
+        message = blocks.approval_decided(
+            request_id=event.request_id,
+            run_id=event.snapshot.run.id,
+            kind=request.kind,
+            action=str(request.meta.get("action") or ""),
+            decision=event.decision,
+            user=event.user,
+            at=event.at,
+        )
+        ts = request.meta["slack_ts"]
+        await self._sink._call(
+            "update approval message",
+            lambda: self._sink._client.chat_update(channel=channel, ts=ts, **message.as_kwargs()),
+        )
+
+
+def _recorded_thread(meta: dict[str, Any] | None) -> Thread | None:
+    slack = (meta or {}).get("slack")
+    if isinstance(slack, dict) and slack.get("channel") and slack.get("ts"):
+        return Thread(channel=slack["channel"], ts=slack["ts"])
+    return None
+
+
+def _describe(error: BaseException) -> str:
+    return type(error).__name__ + (f": {error}" if str(error) else "")

@@ -1,0 +1,113 @@
+"""Authorisation for `/bluegreen`: which environment a channel may use and who may start or cancel runs.
+
+The listener middleware runs before `ack()`, so it does no I/O: it parses the command, picks the environment
+for the channel and refuses what it can decide from ids and cached user-group members. When the answer needs a
+user group that is not cached, the handler confirms it after the ack with `require_operator`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.response import BoltResponse
+
+from bot import blocks
+from bot.approver_resolver import ApproverResolver
+from bot.config import Environment, Settings
+from bot.errors import BadRequest, BlueGreenError
+from handlers.parsing import ParsedCommand, parse_command
+
+log = logging.getLogger(__name__)
+
+COMMAND_CONTEXT_KEY = "bluegreen_command"
+
+Middleware = Callable[..., Awaitable[BoltResponse | None]]
+
+
+class NotAuthorised(BlueGreenError):
+    """The user or channel may not do this. Nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """What the guard worked out for one slash command, handed to the listener through the Bolt context."""
+
+    command: ParsedCommand
+    environment: Environment
+    user: str
+    channel: str
+    operator_confirmed: bool  # False: an uncached user group still has to be checked after the ack
+
+
+def environment_for(settings: Settings, channel: str | None) -> Environment:
+    environment = settings.environment_for_channel(channel)
+    if environment is None:
+        raise NotAuthorised(
+            "This channel is not set up for /bluegreen.",
+            fix="Use one of the ops channels configured for an environment (BLUEGREEN_CONFIG, `channels`).",
+        )
+    return environment
+
+
+def operator_refusal(environment: Environment) -> NotAuthorised:
+    where = "" if environment.name == "default" else f" in `{environment.name}`"
+    return NotAuthorised(
+        f"You are not an operator{where}, so you cannot start or cancel runs.",
+        fix="`status`, `plan` and `runs` are open to everyone; ask an operator for changes.",
+    )
+
+
+def may_operate_cached(resolver: ApproverResolver, user: str, environment: Environment) -> bool | None:
+    """Whether `user` may start runs, from ids and cached groups only; None when a group must be fetched."""
+    if not environment.operators:
+        return True
+    return resolver.cached_is_member(user, environment.operators)
+
+
+async def require_operator(resolver: ApproverResolver, user: str, environment: Environment) -> None:
+    """Raises NotAuthorised unless `user` may start runs in `environment` (may call Slack: after the ack only)."""
+    if environment.operators and not await resolver.is_member(user, environment.operators):
+        raise operator_refusal(environment)
+
+
+def ephemeral_response(message: blocks.Message) -> BoltResponse:
+    """An acknowledgement that shows `message` to the user who typed the command, and nobody else."""
+    return BoltResponse(status=200, body={"response_type": "ephemeral", **message.as_kwargs()})
+
+
+def refusal_message(error: BlueGreenError) -> blocks.Message:
+    return blocks.error(error.message, error.fix)
+
+
+def command_guard(settings: Settings, resolver: ApproverResolver) -> Middleware:
+    """Listener middleware for `/bluegreen`: refuses bad input and unauthorised use in the acknowledgement."""
+
+    async def authorise_command(
+        command: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        user = command.get("user_id", "")
+        channel = command.get("channel_id", "")
+        try:
+            parsed = parse_command(command.get("text", ""))
+            environment = environment_for(settings, channel) if parsed.name != "help" else settings.environment()
+            verdict = may_operate_cached(resolver, user, environment) if parsed.changes_something else True
+            if verdict is False:
+                raise operator_refusal(environment)
+        except (BadRequest, NotAuthorised) as error:
+            log.info("refused /bluegreen %s from %s: %s", (command.get("text") or "").split()[:1], user, error.message)
+            return ephemeral_response(refusal_message(error))
+        context[COMMAND_CONTEXT_KEY] = CommandContext(
+            command=parsed,
+            environment=environment,
+            user=user,
+            channel=channel,
+            operator_confirmed=verdict is True,
+        )
+        await next()
+        return None
+
+    return authorise_command
