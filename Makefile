@@ -1,0 +1,42 @@
+# One place for every command a developer or CI runs. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: help setup demo test lint format bench sandbox serve clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+setup: $(BIN)/python  ## create .venv and install the bot with its sandbox and dev tools
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+demo: setup  ## sandbox AWS + Slack stand-in + the real bot, end to end (under a minute)
+	$(BIN)/python -m bot demo
+
+test: setup  ## the whole test suite (sandbox AWS, Slack stand-in, subprocess crash tests)
+	$(BIN)/python -m pytest -q
+
+lint: setup  ## ruff, as CI runs it
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup  ## fix what ruff can fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup  ## every benchmark; figures printed and written to benchmarks/results/*.json
+	$(BIN)/python -m benchmarks.run_all
+
+sandbox: setup  ## the simulated AWS on :4566 until Ctrl-C
+	$(BIN)/python -m bot sandbox
+
+serve: setup  ## the Slack bot over HTTP on $$PORT (default 3000)
+	$(BIN)/python -m bot serve
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
