@@ -52,8 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     status = with_common(sub.add_parser("status", help="proxies, target health, version and deployment of a database"))
     status.add_argument("database")
 
+    helps = {
+        "plan": "read-only: strategy, steps with their aws CLI equivalents, where a proxy is detached",
+        "create": "create a blue/green deployment (native, or the runbook's workaround around the proxy)",
+        "upgrade": "upgrade green's engine version",
+        "switchover": "switch over after a second person approves; detach/re-attach proxies where needed",
+        "cleanup": "after a switchover: delete the deployment (and, approved, the old blue)",
+        "rollback": "before a switchover: delete the deployment and green, keep every proxy on blue",
+    }
     for name in ("plan", *RUN_COMMANDS):
-        p = with_common(sub.add_parser(name, help=f"{name} (see README: Workflows)"))
+        p = with_common(sub.add_parser(name, help=helps[name]))
         p.add_argument("database")
         if name in {"plan", "create", "upgrade", "switchover"}:
             p.add_argument("--engine-version", required=name == "upgrade")
@@ -228,7 +236,9 @@ def _show(engine: Engine, run_id: str, *, as_json: bool) -> int:
             print(f"      $ {call.get('command')}  [{call.get('outcome')}, request {call.get('request_id')}]")
     for label, window in run.summary.get("windows", {}).items():
         if "seconds" in window:
-            print(f"  {label}: no target for {window['seconds']:.2f} s (overhead <= {window['overhead_seconds']:.2f} s)")
+            print(
+                f"  {label}: no target for {window['seconds']:.2f} s (overhead <= {window['overhead_seconds']:.2f} s)"
+            )
     for entry in audit:
         print(f"  audit {entry.seq}: {entry.actor} {entry.action}")
     return EXIT_OK

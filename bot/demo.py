@@ -7,7 +7,6 @@ The conversation is printed as it unfolds: new messages and thread replies in fu
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import secrets
 import socket
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from bot.blocks import ApprovalButtonValue
 from bot.sandbox import Sandbox
-from bot.sandbox.slack import SlackStandIn
+from bot.sandbox.slack import SlackStandInThread
 from bot.sandbox.slack_render import render_message
 from bot.sandbox.slack_state import Message
 from handlers.ids import ApprovalActions
@@ -75,7 +74,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 3
     raise RuntimeError(f"the bot was not healthy at {url} after {timeout:.0f} s")
 
 
-def _approval_message(slack: SlackStandIn) -> Message | None:
+def _approval_message(slack: SlackStandInThread) -> Message | None:
     for message in slack.messages(CHANNEL):
         for reply in message.replies:
             for block in reply.blocks:
@@ -85,13 +84,7 @@ def _approval_message(slack: SlackStandIn) -> Message | None:
     return None
 
 
-def _finished(slack: SlackStandIn, marker: str) -> bool:
-    return any(
-        marker in reply.text for message in slack.messages(CHANNEL) for reply in message.replies if reply.broadcast
-    )
-
-
-async def _click_approve(slack: SlackStandIn, user: str, message: Message) -> None:
+def _click_approve(slack: SlackStandInThread, user: str, message: Message) -> None:
     button = next(
         element
         for block in message.blocks
@@ -100,7 +93,7 @@ async def _click_approve(slack: SlackStandIn, user: str, message: Message) -> No
         if element.get("action_id") == ApprovalActions.approve
     )
     ApprovalButtonValue.decode(button["value"])  # the demo clicks only buttons the bot made
-    await slack.click(
+    slack.click(
         user_id=user,
         action_id=ApprovalActions.approve,
         value=button["value"],
@@ -110,43 +103,38 @@ async def _click_approve(slack: SlackStandIn, user: str, message: Message) -> No
     )
 
 
-async def _scenario(slack: SlackStandIn, timeout: float) -> int:
+def _scenario(slack: SlackStandInThread, timeout: float) -> int:
     _say(f"\n> alice: /bluegreen create {DATABASE} --engine-version {TARGET_VERSION}")
-    reply = await slack.send_command(user_id=ALICE, text=f"create {DATABASE} --engine-version {TARGET_VERSION}")
+    reply = slack.send_command(user_id=ALICE, text=f"create {DATABASE} --engine-version {TARGET_VERSION}")
     _say(f"  (acknowledged in {reply.elapsed * 1000:.0f} ms)")
-    await slack.wait_for(lambda: _finished(slack, "succeeded") or _finished(slack, "failed"), timeout=timeout)
-    if not _finished(slack, "succeeded"):
+    slack.wait_for(lambda: _count_finished(slack) >= 1, timeout=timeout)
+    if _count_succeeded(slack) < 1:
         _say("\nthe create run did not succeed; see the thread above")
         return 1
 
     _say(f"\n> alice: /bluegreen switchover {DATABASE}")
-    before = sum(len(m.replies) for m in slack.messages(CHANNEL))
-    reply = await slack.send_command(user_id=ALICE, text=f"switchover {DATABASE}")
+    reply = slack.send_command(user_id=ALICE, text=f"switchover {DATABASE}")
     _say(f"  (acknowledged in {reply.elapsed * 1000:.0f} ms)")
-    await slack.wait_for(lambda: _approval_message(slack) is not None, timeout=timeout)
+    slack.wait_for(lambda: _approval_message(slack) is not None, timeout=timeout)
     approval = _approval_message(slack)
     assert approval is not None
 
     _say("\n> alice clicks [Approve] on her own switchover")
     refusals = len(slack.ephemerals(ALICE))
-    await _click_approve(slack, ALICE, approval)
-    await slack.wait_for(lambda: len(slack.ephemerals(ALICE)) > refusals, timeout=10)
+    _click_approve(slack, ALICE, approval)
+    slack.wait_for(lambda: len(slack.ephemerals(ALICE)) > refusals, timeout=10)
     _say(f"  (only alice sees) {slack.ephemerals(ALICE)[-1].get('text', '')}")
 
     _say("\n> bob clicks [Approve]")
-    await _click_approve(slack, BOB, approval)
-    await slack.wait_for(
-        lambda: sum(len(m.replies) for m in slack.messages(CHANNEL)) > before
-        and (_finished(slack, "switchover") or _count_finished(slack) >= 2),
-        timeout=timeout,
-    )
+    _click_approve(slack, BOB, approval)
+    slack.wait_for(lambda: _count_finished(slack) >= 2, timeout=timeout)
     ok = _count_succeeded(slack) >= 2
     _say("\n==== the channel at the end ====\n")
     _say(slack.render_channel(CHANNEL))
     return 0 if ok else 1
 
 
-def _count_finished(slack: SlackStandIn) -> int:
+def _count_finished(slack: SlackStandInThread) -> int:
     return sum(
         1
         for message in slack.messages(CHANNEL)
@@ -155,52 +143,55 @@ def _count_finished(slack: SlackStandIn) -> int:
     )
 
 
-def _count_succeeded(slack: SlackStandIn) -> int:
+def _count_succeeded(slack: SlackStandInThread) -> int:
     return sum(1 for m in slack.messages(CHANNEL) for r in m.replies if r.broadcast and "succeeded" in r.text)
 
 
-async def _demo(speed: float, timeout: float) -> int:
+def _demo(speed: float, timeout: float) -> int:
     signing_secret = secrets.token_hex(16)
     bot_token = "xoxb-demo-" + secrets.token_hex(8)
     started = time.monotonic()
-    with Sandbox(speed=speed) as sandbox, tempfile.TemporaryDirectory() as workdir:
+    with (
+        Sandbox(speed=speed) as sandbox,
+        tempfile.TemporaryDirectory() as workdir,
+        SlackStandInThread(signing_secret=signing_secret, bot_token=bot_token) as slack,
+    ):
         _say(f"sandbox AWS (legacy RDS Proxy behaviour, speed {speed:g}) on {sandbox.endpoint}")
-        async with SlackStandIn(signing_secret=signing_secret, bot_token=bot_token) as slack:
-            port = _free_port()
-            probes = ",".join(f"{proxy}={address}" for proxy, address in sandbox.control.listeners().items())
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BLUEGREEN_", "AWS_"))},
-                "SLACK_BOT_TOKEN": bot_token,
-                "SLACK_SIGNING_SECRET": signing_secret,
-                "SLACK_API_URL": slack.base_url,
-                "PORT": str(port),
-                "BLUEGREEN_DB": str(Path(workdir) / "bluegreen.db"),
-                "BLUEGREEN_OPERATORS": f"{ALICE},{BOB}",
-                "BLUEGREEN_APPROVERS": BOB,
-                "BLUEGREEN_PROXY_PROBES": probes,
-                "AWS_ENDPOINT_URL": sandbox.endpoint,
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_ACCESS_KEY_ID": "sandbox",
-                "AWS_SECRET_ACCESS_KEY": "sandbox",
-            }
-            log_path = Path(workdir) / "bot.log"
-            with open(log_path, "wb") as log:
-                bot = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, stdout=log, stderr=log)
+        port = _free_port()
+        probes = ",".join(f"{proxy}={address}" for proxy, address in sandbox.control.listeners().items())
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BLUEGREEN_", "AWS_"))},
+            "SLACK_BOT_TOKEN": bot_token,
+            "SLACK_SIGNING_SECRET": signing_secret,
+            "SLACK_API_URL": slack.base_url,
+            "PORT": str(port),
+            "BLUEGREEN_DB": str(Path(workdir) / "bluegreen.db"),
+            "BLUEGREEN_OPERATORS": f"{ALICE},{BOB}",
+            "BLUEGREEN_APPROVERS": BOB,
+            "BLUEGREEN_PROXY_PROBES": probes,
+            "AWS_ENDPOINT_URL": sandbox.endpoint,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox",
+        }
+        log_path = Path(workdir) / "bot.log"
+        with open(log_path, "wb") as log:
+            bot = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, stdout=log, stderr=log)
+            try:
+                _wait_healthy(f"http://127.0.0.1:{port}/healthz", bot)
+                slack.app_url = f"http://127.0.0.1:{port}/slack/events"
+                _say(f"the real bot (python -m bot serve, pid {bot.pid}) on :{port}; Slack stand-in {slack.base_url}")
+                _say(f"alice ({ALICE}) may start runs; bob ({BOB}) may start and approve them")
+                slack.on_message = Narrator()
+                code = _scenario(slack, timeout)
+            finally:
+                bot.terminate()
                 try:
-                    await asyncio.to_thread(_wait_healthy, f"http://127.0.0.1:{port}/healthz", bot)
-                    slack.app_url = f"http://127.0.0.1:{port}/slack/events"
-                    _say(f"the real bot (python -m bot serve, pid {bot.pid}) on :{port}; Slack stand-in on {slack.base_url}")
-                    _say(f"alice ({ALICE}) may start runs; bob ({BOB}) may start and approve them")
-                    slack.on_message = Narrator()
-                    code = await _scenario(slack, timeout)
-                finally:
-                    bot.terminate()
-                    try:
-                        bot.wait(10)
-                    except subprocess.TimeoutExpired:
-                        bot.kill()
-            if code != 0:
-                _say("\n---- bot log ----\n" + log_path.read_text(errors="replace")[-4000:])
+                    bot.wait(10)
+                except subprocess.TimeoutExpired:
+                    bot.kill()
+        if code != 0:
+            _say("\n---- bot log ----\n" + log_path.read_text(errors="replace")[-4000:])
     _say(f"\ndemo finished in {time.monotonic() - started:.0f} s")
     return code
 
@@ -210,4 +201,4 @@ def run_demo(argv: list[str]) -> int:
     parser.add_argument("--speed", type=float, default=1.0, help="sandbox speed factor (default 1: realistic-ish)")
     parser.add_argument("--timeout", type=float, default=60.0, help="give up on a step after this many seconds")
     args = parser.parse_args(argv)
-    return asyncio.run(_demo(args.speed, args.timeout))
+    return _demo(args.speed, args.timeout)

@@ -144,7 +144,7 @@ class Engine:
         registrations = observed.registrations
         if request.kind == "rollback":
             registrations = self._recorded_registrations(observed.database.identifier) or registrations
-        resources = [f"db:{observed.database.identifier}"] + sorted({f"proxy:{r.proxy}" for r in registrations})
+        resources = [f"db:{observed.database.identifier}", *sorted({f"proxy:{r.proxy}" for r in registrations})]
         params = {k: v for k, v in request.params().items() if v is not None}
         try:
             with self.store.atomic():

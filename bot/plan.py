@@ -65,7 +65,7 @@ def choose_strategy(mode: str, database: Database, registrations: list[Registrat
     problem = (
         f"AWS does not support RDS Proxy with blue/green for engine {database.engine}"
         if not supported
-        else f"{database.identifier} is in Aurora Global Database {database.global_cluster}, which native support excludes"
+        else f"{database.identifier} is in Aurora Global Database {database.global_cluster} (no native support)"
         if database.global_cluster
         else None
     )
@@ -196,7 +196,7 @@ def _plan_create(request: RunRequest, observed: Observed, _timeout: int) -> Plan
     preflight = StepSpec(
         "preflight_create",
         "Check the database, its proxies and their health",
-        commands=(aws_command("DescribeDBProxyTargets", {"DBProxyName": "PROXY"}),),
+        commands=_describe_targets(observed.registrations),
     )
     wait = StepSpec(
         "wait_deployment_available",

@@ -18,7 +18,6 @@ from bot.runner import GatewayPool
 from bot.sandbox import Sandbox
 from bot.sandbox.slack import SlackStandIn
 from handlers.ids import ApprovalActions
-from tests.sandbox_fixtures import sandbox, sandbox_server  # noqa: F401  (fixtures)
 from tests.slack_fixtures import (
     ALICE,
     BOB,
@@ -51,7 +50,7 @@ def real_engine(endpoint: str) -> Callable[..., Engine]:
 
 
 @pytest.fixture
-async def live(slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path, aws_env: None) -> AsyncIterator[Bot]:  # noqa: F811
+async def live(slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path, aws_env: None) -> AsyncIterator[Bot]:
     async with serve_bot(slack, make_settings(tmp_path, slack.base_url), real_engine(sandbox.endpoint)) as served:
         yield served
 
@@ -144,7 +143,7 @@ async def test_refused_clicks_then_a_second_person_approves(slack: SlackStandIn,
     assert summary.broadcast and "orders-proxy" in summary.text + json.dumps(summary.blocks)
 
 
-async def test_two_quick_clicks_start_one_switchover(slack: SlackStandIn, live: Bot, sandbox: Sandbox) -> None:  # noqa: F811
+async def test_two_quick_clicks_start_one_switchover(slack: SlackStandIn, live: Bot, sandbox: Sandbox) -> None:
     run_id, message = await switchover_waiting_for_approval(slack, live)
     first, second = await asyncio.gather(
         click(slack, message, BOB, ApprovalActions.approve), click(slack, message, CAROL, ApprovalActions.approve)
@@ -173,7 +172,7 @@ async def test_a_rejection_ends_the_run(slack: SlackStandIn, live: Bot) -> None:
 
 
 @pytest.fixture
-async def short_lived(slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path, aws_env: None) -> AsyncIterator[Bot]:  # noqa: F811
+async def short_lived(slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path, aws_env: None) -> AsyncIterator[Bot]:
     settings = make_settings(tmp_path, slack.base_url, approval_ttl=1)
     async with serve_bot(slack, settings, real_engine(sandbox.endpoint)) as served:
         yield served

@@ -197,7 +197,7 @@ class SlackStandIn:
     async def wait_for(
         self,
         predicate: Callable[[], Any],
-        timeout: float = 10.0,  # noqa: ASYNC109 - the contract's signature; it bounds polling, not one await
+        timeout: float = 10.0,
         *,
         description: str | None = None,
     ) -> None:

@@ -16,8 +16,8 @@ from bot import failpoints
 from bot.aws_gateway import AwsGateway, Mutation
 from bot.config import Environment
 from bot.errors import AwsError, BadRequest, BlueGreenError, RunCancelled
-from bot.fingerprint import switchover_fingerprint
 from bot.events import AwsCall, Event, Notice, RunSnapshot
+from bot.fingerprint import switchover_fingerprint
 from bot.models import Database, Registration
 from bot.plan import StepSpec
 from storage import RunRecord, StepRecord, Store

@@ -53,7 +53,7 @@ class PreflightCreate(Step):
         ]
         if existing:
             raise StepFailed(
-                f"{database.identifier} already has blue/green deployment {existing[0].identifier} ({existing[0].status})",
+                f"{database.identifier} already has deployment {existing[0].identifier} ({existing[0].status})",
                 fix="Switch it over, or remove it with `rollback`, before creating another.",
             )
         problems = await unhealthy_targets(ctx, database, registrations)
@@ -192,7 +192,11 @@ class PreflightSwitchover(Step):
         }
         ctx.remember(facts=facts, switchover_timeout=ctx.params.get("timeout"))
         fingerprint = switchover_fingerprint(
-            deployment, green.engine_version, [r.label for r in registrations], ctx.run.strategy, ctx.params.get("timeout")
+            deployment,
+            green.engine_version,
+            [r.label for r in registrations],
+            ctx.run.strategy,
+            ctx.params.get("timeout"),
         )
         ctx.store.runs.update(ctx.run_id, plan_fingerprint=fingerprint)
         ctx.observe(**facts, fingerprint=fingerprint)

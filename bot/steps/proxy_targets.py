@@ -83,7 +83,10 @@ async def attach(ctx: StepContext, registration: Registration, database: Databas
     window = ctx.windows.reattached(registration, result.seen_at)
     note = ""
     if window:
-        note = f"; proxy had no target for {window['seconds']:.2f} s (bot overhead at most {window['overhead_seconds']:.2f} s)"
+        note = (
+            f"; proxy had no target for {window['seconds']:.2f} s"
+            f" (bot overhead at most {window['overhead_seconds']:.2f} s)"
+        )
     ctx.say(f"{registration.label}: {database.identifier} AVAILABLE after {result.polls} polls{note}")
 
 
