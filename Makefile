@@ -12,8 +12,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-setup: $(BIN)/python  ## create .venv and install the bot with its sandbox and dev tools
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed  ## create .venv and install the bot with its sandbox and dev tools
 
 demo: setup  ## sandbox AWS + Slack stand-in + the real bot, end to end (under a minute)
 	$(BIN)/python -m bot demo

@@ -160,6 +160,7 @@ class Engine:
                         "registrations": [r.to_dict() for r in registrations],
                         "database_kind": observed.database.kind,
                         "plan_reason": plan.reason,
+                        "detached_estimate": plan.detached_estimate,
                     },
                 )
                 self.store.locks.acquire(run.id, resources)

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from bot.errors import ApprovalRefused
 from bot.config import load_settings
 from bot.engine import Engine
+from bot.errors import ApprovalRefused
 from storage import open_store
 from tests.engine_fixtures import (
     APPROVER,

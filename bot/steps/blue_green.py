@@ -189,6 +189,7 @@ class PreflightSwitchover(Step):
             "green": f"{green.identifier} {green.engine_version} ({green.status})",
             "proxies": ", ".join(f"{r.label} AVAILABLE" for r in registrations) or "none",
             "strategy": ctx.run.strategy or "direct",
+            "expected detached window": ctx.run.meta.get("detached_estimate") or "none",
         }
         ctx.remember(facts=facts, switchover_timeout=ctx.params.get("timeout"))
         fingerprint = switchover_fingerprint(
