@@ -63,7 +63,37 @@ class CommandResult:
     trigger_id: str
 
 
-class SlackStandIn:
+class RecordedReads:
+    """What the stand-in recorded, read the same way from the server and from its thread wrapper."""
+
+    workspace: SlackWorkspace
+
+    def _secrets(self) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def calls(self, method: str | None = None) -> list[RecordedCall]:
+        return self.workspace.calls(method)
+
+    def messages(self, channel: str) -> list[Message]:
+        return self.workspace.messages(channel)
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        return self.workspace.thread(channel, ts)
+
+    def ephemerals(self, user: str | None = None) -> list[JsonDict]:
+        return self.workspace.ephemerals(user)
+
+    def views(self) -> list[JsonDict]:
+        return self.workspace.views()
+
+    def home(self, user: str) -> JsonDict | None:
+        return self.workspace.home(user)
+
+    def render_channel(self, channel: str) -> str:
+        return render_channel_text(channel, self.messages(channel), redact=self._secrets())
+
+
+class SlackStandIn(RecordedReads):
     def __init__(
         self,
         *,
@@ -172,27 +202,6 @@ class SlackStandIn:
         self.workspace.reset()
 
     # ---- reads
-
-    def calls(self, method: str | None = None) -> list[RecordedCall]:
-        return self.workspace.calls(method)
-
-    def messages(self, channel: str) -> list[Message]:
-        return self.workspace.messages(channel)
-
-    def thread(self, channel: str, ts: str) -> list[Message]:
-        return self.workspace.thread(channel, ts)
-
-    def ephemerals(self, user: str | None = None) -> list[JsonDict]:
-        return self.workspace.ephemerals(user)
-
-    def views(self) -> list[JsonDict]:
-        return self.workspace.views()
-
-    def home(self, user: str) -> JsonDict | None:
-        return self.workspace.home(user)
-
-    def render_channel(self, channel: str) -> str:
-        return render_channel_text(channel, self.messages(channel), redact=self._secrets())
 
     async def wait_for(
         self,
@@ -430,7 +439,7 @@ class SlackStandIn:
 _RESPONSE_FIELDS = ("response_type", "replace_original", "delete_original", "text", "blocks", "thread_ts")
 
 
-class SlackStandInThread:
+class SlackStandInThread(RecordedReads):
     """A `SlackStandIn` on its own event loop in a daemon thread, driven from synchronous code."""
 
     def __init__(self, *, start_timeout: float = 10.0, **standin_kwargs: Any) -> None:
@@ -521,26 +530,12 @@ class SlackStandInThread:
     def reset(self) -> None:
         self.standin.reset()
 
-    def calls(self, method: str | None = None) -> list[RecordedCall]:
-        return self.standin.calls(method)
+    @property
+    def workspace(self) -> SlackWorkspace:
+        return self.standin.workspace
 
-    def messages(self, channel: str) -> list[Message]:
-        return self.standin.messages(channel)
-
-    def thread(self, channel: str, ts: str) -> list[Message]:
-        return self.standin.thread(channel, ts)
-
-    def ephemerals(self, user: str | None = None) -> list[JsonDict]:
-        return self.standin.ephemerals(user)
-
-    def views(self) -> list[JsonDict]:
-        return self.standin.views()
-
-    def home(self, user: str) -> JsonDict | None:
-        return self.standin.home(user)
-
-    def render_channel(self, channel: str) -> str:
-        return self.standin.render_channel(channel)
+    def _secrets(self) -> tuple[str, str]:
+        return self.standin._secrets()
 
 
 async def _read_params(request: web.Request) -> JsonDict:
