@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import socket
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,7 +20,7 @@ from bot import failpoints, monitoring
 from bot.aws_gateway import AwsGateway
 from bot.config import Environment, Settings
 from bot.errors import BlueGreenError, RunCancelled
-from bot.events import Event, RunFinished, RunSnapshot, RunStarted, Sink, StepChanged, StepReport
+from bot.events import Event, Notice, RunFinished, RunSnapshot, RunStarted, Sink, StepChanged, StepReport
 from bot.plan import StepSpec
 from bot.steps import base as step_base
 from bot.steps.base import PlanChanged, Replan, RunEnded, StepContext
@@ -339,8 +338,6 @@ class Runner:
             self.store.audit.append(
                 actor="bluegreen-bot", action="run:replanned", run_id=run_id, detail={"reason": replan.reason}
             )
-        from bot.events import Notice
-
         self.publish(run_id, lambda s: Notice(s, replan.reason, broadcast=True))
 
     def _skip_rest(self, run_id: str, after_idx: int, status: str = "skipped") -> None:
@@ -357,8 +354,6 @@ class Runner:
                 if record.idx >= first and record.status in {"done", "running"}:
                     self.store.steps.reset(run_id, record.idx, detail=reason)
             self.store.runs.merge_meta(run_id, {"approved_fingerprint": None})
-        from bot.events import Notice
-
         self.publish(run_id, lambda s: Notice(s, f"{reason}. Checking again and asking for a new approval."))
 
     async def _fail(self, run_id: str, step: StepRecord, exc: BaseException) -> None:
@@ -402,8 +397,6 @@ class Runner:
                 run_id=run_id,
                 detail={"step": step.name, "error": message, "compensating": bool(open_windows)},
             )
-        from bot.events import Notice
-
         text = f"Step failed: {message}"
         if open_windows and not already_compensating:
             text += f". Registering {run.database} with {', '.join(open_windows)} again now."
@@ -425,7 +418,3 @@ class Runner:
             for label, window in run.summary.get("windows", {}).items()
         }
         self.publish(run_id, lambda s: RunFinished(s, status, error, windows))
-
-
-def now() -> float:
-    return time.time()
