@@ -29,6 +29,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.engine import Engine
 from bot.sinks.console import ConsoleSink
 from bot.sinks.slack_thread import SlackThreadSink
+from handlers.guards import ReplayGuard
 from storage import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ def build_app(
         raise_error_for_unhandled_request=False,
     )
     quiet_noisy_loggers()
+    if not socket_mode:
+        app.use(ReplayGuard().refuse_replays)
     handlers.register(app, engine, settings, approvers or ApproverResolver(client))
     return app
 

@@ -8,11 +8,14 @@ user group that is not cached, the handler confirms it after the ack with `requi
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot import blocks
@@ -24,6 +27,8 @@ from handlers.parsing import ParsedCommand, parse_command
 log = logging.getLogger(__name__)
 
 COMMAND_CONTEXT_KEY = "bluegreen_command"
+# Bolt refuses a request whose signed timestamp is further than this from now, so a replay can only come sooner.
+REPLAY_WINDOW_SECONDS = 5 * 60
 
 Middleware = Callable[..., Awaitable[BoltResponse | None]]
 
@@ -111,3 +116,40 @@ def command_guard(settings: Settings, resolver: ApproverResolver) -> Middleware:
         return None
 
     return authorise_command
+
+
+class ReplayGuard:
+    """Global middleware, after Bolt's signature check: refuses a signed request seen before.
+
+    A signed request stays valid for five minutes, so anyone who captured one could send it again to start a
+    second run or repeat a decision. A (timestamp, signature) pair is accepted once; pairs are forgotten when
+    Bolt would refuse their timestamp anyway. The memory is per process: a restart forgets what it saw.
+    """
+
+    def __init__(self, window: float = REPLAY_WINDOW_SECONDS, clock: Callable[[], float] = time.time) -> None:
+        self._window = window
+        self._clock = clock
+        self._seen: set[tuple[str, str]] = set()
+        self._expiries: deque[tuple[float, tuple[str, str]]] = deque()
+
+    def first_time(self, timestamp: str, signature: str) -> bool:
+        now = self._clock()
+        while self._expiries and self._expiries[0][0] < now:
+            self._seen.discard(self._expiries.popleft()[1])
+        key = (timestamp, signature)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self._expiries.append((now + 2 * self._window, key))  # covers a timestamp up to `window` in the future
+        return True
+
+    async def refuse_replays(
+        self, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse:
+        signature = (req.headers.get("x-slack-signature") or [""])[0]
+        timestamp = (req.headers.get("x-slack-request-timestamp") or [""])[0]
+        if signature and not self.first_time(timestamp, signature):  # unsigned: Socket Mode
+            log.warning("refused a replayed request (signed at %s)", timestamp)
+            return BoltResponse(status=401, body="replayed request")
+        await next()
+        return resp
