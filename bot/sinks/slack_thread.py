@@ -4,6 +4,9 @@
 Checklist edits are coalesced to about one `chat.update` a second per run; the latest state is always the one
 sent, and the final state is always flushed before the summary. Slack's 429/5xx are first retried by the
 client's retry handlers; if those give up, the worker tries again later instead of dropping the message.
+
+An edit that timed out may still be applied by Slack later, over a newer one (Slack has no conditional update):
+after such a timeout the worker sends the newest checklist once more, one client timeout later.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from bot.events import (
 from storage import Store
 
 log = logging.getLogger(__name__)
+
+# How many times one run's checklist is sent again after edits whose fate was unknown (see the module docstring).
+MAX_RESENDS = 3
 
 # Slack errors that no retry will fix: log them and move on.
 _PERMANENT_ERRORS = frozenset(
@@ -123,8 +129,17 @@ class SlackThreadSink:
             return None
         return f"{self._workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
 
-    async def _call(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any | None:
-        """One Slack call, tried again later if Slack stays unavailable; None when it finally failed."""
+    @property
+    def _late_edit_grace(self) -> float:
+        """How long after a timed-out call Slack may still apply it, as far as the checklist is concerned."""
+        return float(self._client.timeout)
+
+    async def _call(
+        self, what: str, call: Callable[[], Awaitable[Any]], *, on_unknown_fate: Callable[[], None] | None = None
+    ) -> Any | None:
+        """One Slack call, tried again later if Slack stays unavailable; None when it finally failed.
+
+        `on_unknown_fate` is told when an attempt timed out or lost its connection: Slack may apply it later."""
         for attempt, delay in enumerate((*self._retry_delays, None)):
             try:
                 return await call()
@@ -136,6 +151,8 @@ class SlackThreadSink:
                 reason = f"HTTP {error.response.status_code}"
             except (aiohttp.ClientError, TimeoutError, OSError) as error:
                 reason = _describe(error)
+                if on_unknown_fate is not None:
+                    on_unknown_fate()
             if delay is None:
                 log.error("slack sink: %s failed after %d attempts (%s); giving up", what, attempt + 1, reason)
                 return None
@@ -152,6 +169,9 @@ class _RunWorker:
         self._run_id = run_id
         self._queue: deque[Event] = deque()
         self._latest: RunSnapshot | None = None  # newest snapshot not yet shown in the parent
+        self._shown: RunSnapshot | None = None  # the snapshot last sent to the parent
+        self._resend_at: float | None = None  # send `_shown` again then: an earlier edit may land late
+        self._resends = 0
         self._last_edit = 0.0
         self._thread: Thread | None = None
         self._finished = False
@@ -183,6 +203,14 @@ class _RunWorker:
             while True:
                 if self._queue:
                     await self._handle(self._queue.popleft())
+                    continue
+                if self._resend_at is not None and self._latest is None:
+                    wait = self._resend_at - time.monotonic()
+                    if wait > 0:
+                        await self._sleep_until_woken(wait)
+                        continue
+                    self._resend_at, self._latest = None, self._shown
+                    await self._flush_parent()
                     continue
                 if self._finished:
                     return
@@ -254,6 +282,7 @@ class _RunWorker:
         if response is None:
             return None, False
         self._thread = Thread(channel=response.get("channel") or channel, ts=response["ts"])
+        self._shown = snapshot
         self._last_edit = time.monotonic()
         slack_meta: dict[str, str] = {"channel": self._thread.channel, "ts": self._thread.ts}
         permalink = await self._sink._permalink(self._thread.channel, self._thread.ts)
@@ -270,11 +299,19 @@ class _RunWorker:
         if thread is None or posted:
             return
         self._last_edit = time.monotonic()
+        self._shown = snapshot
         message = blocks.run_parent(snapshot)
         await self._sink._call(
             "update parent message",
             lambda: self._sink._client.chat_update(channel=thread.channel, ts=thread.ts, **message.as_kwargs()),
+            on_unknown_fate=self._resend_later,
         )
+
+    def _resend_later(self) -> None:
+        """An edit timed out: if Slack applies it late, it may cover a newer checklist. Send the newest again."""
+        if self._resends < MAX_RESENDS:
+            self._resends += 1
+            self._resend_at = time.monotonic() + self._sink._late_edit_grace
 
     async def _on_started(self, event: RunStarted) -> None:
         thread, posted = await self._ensure_thread(event.snapshot)
