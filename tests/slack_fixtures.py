@@ -9,12 +9,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -27,14 +35,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, build_web_app
 from bot.approver_resolver import ApproverResolver
+from bot.aws_gateway import AwsGateway
 from bot.config import Settings, load_settings
-from bot.engine import DatabaseStatus
+from bot.engine import DatabaseStatus, Engine
 from bot.errors import ApprovalRefused, BadRequest
 from bot.models import Database, ProxyTarget, Registration
 from bot.plan import Plan, StepSpec
 from bot.requests import RunRequest
-from bot.sandbox.slack import SlackStandIn
+from bot.runner import GatewayPool
+from bot.sandbox.slack import CommandResult, Message, SlackStandIn
 from bot.sinks.slack_thread import SlackThreadSink
+from handlers.ids import ApprovalActions
 from storage import ApprovalRequest, RunRecord, Store, open_store
 
 SIGNING_SECRET = "test-signing-secret-not-real"
@@ -50,9 +61,11 @@ SRE_GROUP = "S0SRE"
 DBA_GROUP = "S0DBAS"
 
 
-def make_settings(
+def bot_environment(
     tmp_path: Path, api_url: str, *, approval_ttl: float = 600, extra: dict[str, str] | None = None
-) -> Settings:
+) -> dict[str, str]:
+    """The bot's environment variables: Slack settings, a production environment for the ops channel, a database
+    file under `tmp_path`. Also what a `python -m bot serve` subprocess is started with."""
     config = tmp_path / "bluegreen.toml"
     config.write_text(
         "[environments.production]\n"
@@ -63,7 +76,7 @@ def make_settings(
         f"approval_ttl = {approval_ttl}\n"
         "switchover_timeout = 60\n"
     )
-    env = {
+    return {
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": api_url,
@@ -72,16 +85,23 @@ def make_settings(
         "AWS_REGION": "us-east-1",
         **(extra or {}),
     }
+
+
+def make_settings(
+    tmp_path: Path, api_url: str, *, approval_ttl: float = 600, extra: dict[str, str] | None = None
+) -> Settings:
+    env = bot_environment(tmp_path, api_url, approval_ttl=approval_ttl, extra=extra)
     return load_settings(env, require_slack=True)
 
 
-def fast_client(base_url: str) -> AsyncWebClient:
-    """Like `bot.app.build_client`, with retry waits of 50 ms instead of Retry-After seconds."""
+def fast_client(base_url: str, *, token: str = BOT_TOKEN, timeout: float = 5) -> AsyncWebClient:
+    """Like `bot.app.build_client`, with 50 ms between retries of 5xx and connection errors (a 429 still waits
+    its Retry-After: slack_sdk's rate-limit handler ignores the interval calculator)."""
     quick = FixedValueRetryIntervalCalculator(0.05)
     return AsyncWebClient(
-        token=BOT_TOKEN,
+        token=token,
         base_url=base_url,
-        timeout=5,
+        timeout=timeout,  # type: ignore[arg-type]  (aiohttp takes float seconds)
         retry_handlers=[
             AsyncRateLimitErrorRetryHandler(max_retry_count=5, interval_calculator=quick),
             AsyncServerErrorRetryHandler(max_retry_count=3, interval_calculator=quick),
@@ -108,10 +128,15 @@ EngineFactory = Callable[[Store, Settings, list[Any], ApproverResolver], Any]
 
 @contextlib.asynccontextmanager
 async def serve_bot(
-    slack: SlackStandIn, settings: Settings, engine_factory: EngineFactory, *, edit_interval: float = 0.05
+    slack: SlackStandIn,
+    settings: Settings,
+    engine_factory: EngineFactory,
+    *,
+    edit_interval: float = 0.05,
+    client_timeout: float = 5,
 ) -> AsyncIterator[Bot]:
     store = open_store(settings.db_path)
-    client = fast_client(slack.base_url)
+    client = fast_client(slack.base_url, token=settings.slack.bot_token or BOT_TOKEN, timeout=client_timeout)
     approvers = ApproverResolver(client)
     sink = SlackThreadSink(client, store, edit_interval=edit_interval, retry_delays=(0.05, 0.1, 0.2))
     engine = engine_factory(store, settings, [sink], approvers)
@@ -264,3 +289,278 @@ class FakeEngine:
 
 def fake_engine(store: Store, settings: Settings, sinks: list[Any], approvers: ApproverResolver) -> FakeEngine:
     return FakeEngine(store)
+
+
+# ---------------------------------------------------------------- the real engine, runs and their threads
+
+READ_ONLY_AWS_PREFIXES = ("Describe", "List", "GetMetric")
+
+
+def sandbox_engine(endpoint: str) -> EngineFactory:
+    """An `EngineFactory` for the real Engine against the sandbox AWS at `endpoint`."""
+
+    def factory(store: Store, settings: Settings, sinks: list[Any], approvers: ApproverResolver) -> Engine:
+        gateways = GatewayPool(lambda env: AwsGateway(region=env.region, endpoint_url=endpoint))
+        return Engine(
+            store=store, settings=settings, sinks=sinks, approver_check=approvers.approver_check, gateways=gateways
+        )
+
+    return factory
+
+
+def aws_mutations(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Calls in a sandbox timeline that could change something (anything but Describe*/List*/GetMetric*)."""
+    return [e for e in timeline if e["kind"] == "call" and not e["action"].startswith(READ_ONLY_AWS_PREFIXES)]
+
+
+async def start_run(slack: SlackStandIn, store: Store, user: str, text: str, *, timeout: float = 20) -> str:
+    """Sends `/bluegreen text` as `user` in the ops channel and returns the id of the run it started."""
+    before = {run.id for run in store.runs.list(limit=200)}
+    result = await slack.send_command(user_id=user, text=text, channel_id=OPS)
+    assert result.status == 200, result.body
+
+    def started() -> list[str]:
+        return [run.id for run in store.runs.list(limit=200) if run.id not in before]
+
+    await slack.wait_for(started, timeout=timeout, description=f"a run from {text!r} ({slack.ephemerals(user)})")
+    return started()[0]
+
+
+def thread_ts(store: Store, run_id: str) -> str | None:
+    run = store.runs.get(run_id)
+    return ((run.meta or {}).get("slack") or {}).get("ts") if run else None
+
+
+def find_approval_message(slack: SlackStandIn, store: Store, run_id: str) -> Message | None:
+    """The run's approval request that still carries its buttons, if posted."""
+    ts = thread_ts(store, run_id)
+    for reply in slack.thread(OPS, ts)[1:] if ts else []:
+        if ApprovalActions.approve in json.dumps(reply.blocks):
+            return reply
+    return None
+
+
+async def approval_message(slack: SlackStandIn, store: Store, run_id: str, *, timeout: float = 60) -> Message:
+    await slack.wait_for(
+        lambda: find_approval_message(slack, store, run_id), timeout=timeout, description="the approval request"
+    )
+    found = find_approval_message(slack, store, run_id)
+    assert found is not None
+    return found
+
+
+def approve_value(message: Message) -> str:
+    for block in message.blocks:
+        for element in block.get("elements", []):
+            if element.get("action_id") == ApprovalActions.approve:
+                return element["value"]
+    raise AssertionError("no Approve button on the message")
+
+
+async def click_button(
+    slack: SlackStandIn,
+    message: Message,
+    user: str,
+    action: ApprovalActions = ApprovalActions.approve,
+    value: str | None = None,
+) -> CommandResult:
+    return await slack.click(
+        user_id=user,
+        action_id=action.value,
+        value=approve_value(message) if value is None else value,
+        channel_id=OPS,
+        message_ts=message.ts,
+        block_id="approval-buttons",
+    )
+
+
+@dataclass(frozen=True)
+class RunThread:
+    """A run's Slack thread as the stand-in holds it."""
+
+    parent: Message
+    replies: list[Message]
+
+    def replies_starting(self, prefix: str) -> list[Message]:
+        return [reply for reply in self.replies if reply.text.startswith(prefix)]
+
+
+def run_thread(slack: SlackStandIn, store: Store, run_id: str) -> RunThread:
+    ts = thread_ts(store, run_id)
+    assert ts, f"run {run_id} has no Slack thread recorded"
+    parent, *replies = slack.thread(OPS, ts)
+    return RunThread(parent, replies)
+
+
+def assert_thread_complete(slack: SlackStandIn, store: Store, run_id: str, *, status: str = "succeeded") -> RunThread:
+    """The run's thread tells the whole truth, once: one parent whose final checklist shows every step done, one
+    report reply per step, the summary broadcast once, and no message posted twice anywhere in the channel."""
+    run = store.runs.get(run_id)
+    assert run is not None and run.status == status, (run.status if run else None, run.error if run else None)
+    steps = store.steps.list(run_id)
+    thread = run_thread(slack, store, run_id)
+
+    parents = [m for m in slack.messages(OPS) if m.thread_ts in (None, m.ts) and run_id in m.text]
+    assert [m.ts for m in parents] == [thread.parent.ts], f"run {run_id} has {len(parents)} parent messages"
+    checklist = json.dumps(thread.parent.blocks)
+    assert f"{len(steps)}/{len(steps)} steps complete" in thread.parent.text, thread.parent.text
+    assert {step.status for step in steps} <= {"done", "skipped"}, [(s.title, s.status) for s in steps]
+    assert checklist.count(":white_check_mark:") == sum(step.status == "done" for step in steps), checklist
+    assert checklist.count(":fast_forward:") == sum(step.status == "skipped" for step in steps), checklist
+    assert f"*{status}*" in checklist
+
+    # A step that ran (even one that handed over to a new plan) reports once; a step skipped unstarted never.
+    # Titles can repeat within a run (a replanned tail), so count per title.
+    ran = Counter(step.title for step in steps if step.started_at is not None)
+    for title in {step.title for step in steps}:
+        reports = thread.replies_starting(f"{title}: ")
+        assert len(reports) == ran[title], f"{title!r}: {len(reports)} report replies for {ran[title]} runs of it"
+    summaries = thread.replies_starting(f"Run {run_id} ")
+    assert len(summaries) == 1 and summaries[0].broadcast, [m.text for m in thread.replies]
+    assert thread.replies[-1].ts == summaries[0].ts, "the summary is not the last reply"
+    assert_nothing_posted_twice(slack)
+    return thread
+
+
+def assert_nothing_posted_twice(slack: SlackStandIn) -> None:
+    """No two parent messages in the ops channel, and no two messages within one thread, carry the same text.
+    (Two runs' threads may legitimately hold the same step report.)"""
+    parents = [top for top in slack.messages(OPS) if top.thread_ts in (None, top.ts)]  # not broadcast replies
+    for messages in ([*parents], *([parent, *parent.replies] for parent in parents)):
+        texts = [message.text for message in messages]
+        twice = sorted({text[:120] for text in texts if texts.count(text) > 1})
+        assert not twice, f"posted more than once: {twice}"
+
+
+# ---------------------------------------------------------------- a recording hop between the stand-in and the app
+
+
+class RequestRecorder:
+    """A pass-through HTTP hop that keeps the exact bytes and headers of every request, so a test can replay or
+    tamper with a genuine signed request. Point `slack.app_url` at `url`."""
+
+    def __init__(self, target_url: str) -> None:
+        self.target_url = target_url
+        self.requests: list[tuple[bytes, dict[str, str]]] = []
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> RequestRecorder:
+        app = web.Application()
+        app.router.add_post("/slack/events", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/slack/events"
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session:
+            await self._session.close()
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower().startswith(("x-slack-", "content-type"))}
+        self.requests.append((body, headers))
+        status, text = await self.send(body, headers)
+        return web.Response(status=status, text=text, content_type="application/json" if text[:1] == "{" else None)
+
+    async def send(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        """Sends these exact bytes and headers to the app; returns its status and body."""
+        assert self._session is not None
+        async with self._session.post(self.target_url, data=body, headers=headers) as response:
+            return response.status, await response.text()
+
+
+# ---------------------------------------------------------------- `python -m bot serve` as a real process
+
+REPO = Path(__file__).resolve().parent.parent
+# `python -m bot serve`, except that the interpreter and the imports are done before the test releases the process.
+SERVE_LAUNCHER = "import sys\nimport bot.cli\nsys.stdin.readline()\nsys.exit(bot.cli.main(['serve']))"
+
+
+class ServeProcess:
+    """`python -m bot serve` on a free port, started at once and held before `main()` until `release()`."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE_LAUNCHER],
+            cwd=REPO,
+            env={**env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.PIPE,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    async def release(self, *, healthy_within: float = 30) -> None:
+        """Lets the process start serving and waits for `GET /healthz`."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.close()
+        deadline = time.monotonic() + healthy_within
+        async with aiohttp.ClientSession() as session:
+            while True:
+                assert self.proc.poll() is None, f"the bot exited with {self.proc.returncode}:\n{self.output()}"
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"{self.url}/healthz") as response:
+                        if response.status == 200:
+                            return
+                assert time.monotonic() < deadline, f"not healthy after {healthy_within} s:\n{self.output()}"
+                await asyncio.sleep(0.05)
+
+    async def exited(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            assert time.monotonic() < deadline, f"still running after {timeout} s:\n{self.output()}"
+            await asyncio.sleep(0.02)
+        return self.proc.returncode
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGTERM (the bot stops cleanly), SIGKILL if it does not within 10 s."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        self._log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_processes(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServeProcess]]:
+    """A factory of ServeProcess; every process started here is stopped at the end (and only those)."""
+    started: list[ServeProcess] = []
+
+    def start(env: dict[str, str]) -> ServeProcess:
+        process = ServeProcess(env, tmp_path / f"serve-{len(started)}.log")
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.stop()
