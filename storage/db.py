@@ -178,6 +178,8 @@ def _enable_wal(db: sqlite_utils.Database) -> None:
 
 
 def apply_migrations(db: sqlite_utils.Database) -> None:
+    if not migrations.pending(db):
+        return  # the usual case: no write lock taken just to open the database
     # Under BEGIN IMMEDIATE, so two processes opening a fresh file at once cannot both apply a migration.
     with immediate_transaction(db):
         migrations.apply(db)
