@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 from botocore import xform_name
 
+from bot.models import Registration
+
 SERVICE_OF_ACTION = {"GetMetricData": "cloudwatch"}
 
 
@@ -37,3 +39,9 @@ def aws_command(action: str, params: Mapping[str, object]) -> str:
         else:
             parts.extend([_flag(name), _value(value)])
     return " ".join(parts)
+
+
+def target_params(registration: Registration, identifier: str, kind: str) -> dict[str, object]:
+    """The parameters of Register/DeregisterDBProxyTargets for one database on one proxy target group."""
+    key = "DBClusterIdentifiers" if kind == "cluster" else "DBInstanceIdentifiers"
+    return {"DBProxyName": registration.proxy, "TargetGroupName": registration.target_group, key: [identifier]}

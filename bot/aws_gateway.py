@@ -18,7 +18,7 @@ from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot import errors
-from bot.aws_commands import aws_command
+from bot.aws_commands import aws_command, target_params
 from bot.models import (
     Database,
     Deployment,
@@ -30,7 +30,9 @@ from bot.models import (
 )
 
 RETRY_CONFIG = AioConfig(
-    retries={"mode": "adaptive", "max_attempts": 8},
+    # Few attempts here: inside a detached window the steps retry on their own 0.2-0.5 s rhythm rather than
+    # botocore's exponential backoff (up to 20 s a wait).
+    retries={"mode": "adaptive", "max_attempts": 4},
     connect_timeout=5,
     read_timeout=30,
 )
@@ -301,14 +303,14 @@ class AwsGateway:
         return await self._mutate(
             "RegisterDBProxyTargets",
             f"{database.identifier} on {registration.label}",
-            **_target_params(registration, database),
+            **target_params(registration, database.identifier, database.kind),
         )
 
     async def deregister(self, registration: Registration, database: Database) -> Mutation:
         return await self._mutate(
             "DeregisterDBProxyTargets",
             f"{database.identifier} on {registration.label}",
-            **_target_params(registration, database),
+            **target_params(registration, database.identifier, database.kind),
         )
 
     async def proxy_metrics(self, proxy: str, *, minutes: int = 5) -> dict[str, float | None] | None:
@@ -439,15 +441,6 @@ def health_of(database: Database, targets: list[ProxyTarget]) -> list[ProxyTarge
         members = [t for t in targets if t.type == "RDS_INSTANCE" and t.tracked_cluster == database.identifier]
         return members or [t for t in targets if registered_as(database, t)]
     return [t for t in targets if registered_as(database, t)]
-
-
-def _target_params(registration: Registration, database: Database) -> dict[str, Any]:
-    key = "DBClusterIdentifiers" if database.kind == "cluster" else "DBInstanceIdentifiers"
-    return {
-        "DBProxyName": registration.proxy,
-        "TargetGroupName": registration.target_group,
-        key: [database.identifier],
-    }
 
 
 def _version_key(version: str) -> tuple:

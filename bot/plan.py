@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.aws_commands import aws_command
+from bot.aws_commands import aws_command, target_params
 from bot.errors import BadRequest
 from bot.models import NATIVE_PROXY_ENGINES, Database, Deployment, ProxyTarget, Registration, major_version
 from bot.requests import RunRequest
@@ -84,17 +84,12 @@ def choose_strategy(mode: str, database: Database, registrations: list[Registrat
     )
 
 
-def _target_args(registration: Registration, database_id: str, kind: str) -> dict[str, object]:
-    key = "DBClusterIdentifiers" if kind == "cluster" else "DBInstanceIdentifiers"
-    return {"DBProxyName": registration.proxy, "TargetGroupName": registration.target_group, key: [database_id]}
-
-
 def _register_commands(registrations: list[Registration], database_id: str, kind: str) -> tuple[str, ...]:
-    return tuple(aws_command("RegisterDBProxyTargets", _target_args(r, database_id, kind)) for r in registrations)
+    return tuple(aws_command("RegisterDBProxyTargets", target_params(r, database_id, kind)) for r in registrations)
 
 
 def _deregister_commands(registrations: list[Registration], database_id: str, kind: str) -> tuple[str, ...]:
-    return tuple(aws_command("DeregisterDBProxyTargets", _target_args(r, database_id, kind)) for r in registrations)
+    return tuple(aws_command("DeregisterDBProxyTargets", target_params(r, database_id, kind)) for r in registrations)
 
 
 def _describe_targets(registrations: list[Registration]) -> tuple[str, ...]:

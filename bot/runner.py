@@ -372,7 +372,8 @@ class Runner:
             self._skip_rest(run_id, step.idx, status)
             open_windows = WindowLedger(self.store, run_id).open_windows()
             if already_compensating:
-                message = f"COMPENSATION FAILED, a proxy may have no target: {message}"
+                detached = ", ".join(open_windows) or "none on record"
+                message = f"COMPENSATION FAILED; still detached: {detached}. {message}"
                 self.store.runs.merge_meta(run_id, {"ending": {"status": "failed", "error": message}})
             elif open_windows:
                 # A proxy has no target: put it back before anything else.

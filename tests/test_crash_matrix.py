@@ -42,16 +42,7 @@ PROXIES = {"orders-pg": ["orders-proxy"], "billing-mysql": ["billing-proxy", "bi
 CLOCK_SLACK = 0.02  # seconds: converting the sandbox's monotonic times to wall-clock, and rounding
 TWO_PROXIES_ID = "switchover-workaround-billing-mysql-after-first-deregistration"
 # Cases that expose engine bugs (see the report to the lead); strict, so a fix makes them fail until unmarked.
-KNOWN_BUGS = {
-    "switchover-native-after-call:SwitchoverBlueGreenDeployment": (
-        "BUG: a resumed Switchover step outside a detached window re-checks the approved plan, finds the deployment"
-        " SWITCHOVER_IN_PROGRESS/COMPLETED, raises PlanChanged and the run fails although AWS switched over"
-    ),
-    TWO_PROXIES_ID: (
-        "BUG: a deregistration in flight when the process died is applied by AWS but never written to the audit"
-        " log; the resumed Detach step finds it done and records nothing"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}  # case id -> reason, for a bug found and not yet fixed (strict xfail)
 
 
 @dataclass(frozen=True)

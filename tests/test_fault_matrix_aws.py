@@ -186,12 +186,6 @@ async def switchover_with_register_faults(engine: Engine, sandbox, count: int) -
     return final, since
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: attach() retries only InvalidState; another AwsError surviving botocore's 8 attempts ends the"
-    " registration at once (compensation tries once more) instead of retrying until BLUEGREEN_TARGET_TIMEOUT",
-)
 async def test_registration_faults_beyond_botocore_retries_are_retried_until_the_target_timeout(
     patient_engine, sandbox, rds
 ):

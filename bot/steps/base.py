@@ -127,6 +127,9 @@ class StepContext:
     async def mutate(self, call: Callable[[], Awaitable[Mutation]], *, what: str) -> Mutation:
         """Make one AWS mutation and record it everywhere, whether it succeeded or not."""
         started = self.clock()
+        self.store.audit.append(
+            actor=self.actor, action="aws-sent", run_id=self.run_id, detail={"what": what, "step": self.idx}
+        )
         try:
             mutation = await call()
         except AwsError as exc:
@@ -135,6 +138,15 @@ class StepContext:
         self._record(mutation.action, what, mutation.request_id, "ok", started, command=mutation.command)
         failpoints.hit(f"after-call:{mutation.action}")
         return mutation
+
+    def answered(self, what: str) -> bool:
+        """Whether an earlier attempt of this step recorded AWS's answer to that mutation."""
+        return any(call.get("what") == what for call in self.record.aws_calls)
+
+    def confirm_applied(self, action: str, what: str, command: str) -> None:
+        """A mutation sent by an attempt that died before AWS answered, now seen applied: record its outcome."""
+        self._record(action, f"{what} (applied before the process stopped; confirmed by describe)", None, "ok",
+                     self.clock(), command=command)  # fmt: skip
 
     def _record(
         self, action: str, what: str, request_id: str | None, outcome: str, at: float, command: str | None

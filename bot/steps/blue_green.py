@@ -225,8 +225,8 @@ class Switchover(Step):
             deployment_id = ctx.run.meta["deployment_id"]
         else:
             deployment = await current_deployment(ctx)
-            if not inside_window:
-                await verify_approved_plan(ctx)
+            if not inside_window and deployment.status == "AVAILABLE":
+                await verify_approved_plan(ctx)  # only before sending; a resumed wait has nothing to verify
             status, deployment_id = deployment.status, deployment.identifier
         sent = ctx.clock()
         if status == "AVAILABLE":

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 
 from bot import polling
+from bot.aws_commands import aws_command, target_params
 from bot.aws_gateway import health_of, registered_as
-from bot.errors import AlreadyRegistered, InvalidState, NotRegistered
+from bot.errors import AlreadyRegistered, AwsError, InvalidState, NotRegistered
 from bot.models import Database, Registration
 from bot.steps.base import Replan, Step, StepContext, StepFailed, step, verify_approved_plan
 
@@ -23,7 +24,12 @@ async def wait_available(
     ctx: StepContext, registration: Registration, database: Database, *, timeout: float
 ) -> polling.WaitResult:
     async def probe() -> list | None:
-        targets = await ctx.gateway.targets(registration.proxy, registration.target_group)
+        try:
+            targets = await ctx.gateway.targets(registration.proxy, registration.target_group)
+        except AwsError as exc:
+            if exc.retryable:
+                return None  # a failed look is not a failed registration: look again
+            raise
         health = health_of(database, targets)
         return health if health and all(t.available for t in health) else None
 
@@ -52,6 +58,7 @@ async def attach(ctx: StepContext, registration: Registration, database: Databas
     previous attempt got through); elsewhere it looks first."""
     first_attempt = ctx.clock()
     last_refusal = first_attempt
+    refusals: set[str] = set()
     if ctx.windows.is_open(registration) or not await is_registered(ctx, registration, database):
 
         async def try_register() -> bool | None:
@@ -64,17 +71,33 @@ async def attach(ctx: StepContext, registration: Registration, database: Databas
                 )
             except AlreadyRegistered:
                 ctx.say(f"{registration.label}: already registered (an earlier attempt got through)")
-            except InvalidState as exc:
+            except AwsError as exc:
+                # The database's state (InvalidState), throttling, 5xx or a lost connection: AWS may accept it
+                # a moment later, and a proxy without its target is the one thing not to give up on.
+                if not (isinstance(exc, InvalidState) or exc.retryable):
+                    raise
                 last_refusal = sent
-                ctx.say(f"AWS refused the registration for now ({exc.code}); retrying")
+                if exc.code not in refusals:
+                    ctx.say(f"AWS refused the registration for now ({exc.code}); retrying")
+                refusals.add(exc.code)
                 return None
             return True
 
-        await polling.wait_for(
-            try_register,
-            policy=polling.PollPolicy(0.2, 0.5, 1.2, timeout),
-            what=f"AWS to accept registering {database.identifier} with {registration.label}",
-        )
+        try:
+            await polling.wait_for(
+                try_register,
+                policy=polling.PollPolicy(0.2, 0.5, 1.2, timeout),
+                what=f"AWS to accept registering {database.identifier} with {registration.label}",
+            )
+        except polling.WaitTimeout:
+            command = aws_command(
+                "RegisterDBProxyTargets", target_params(registration, database.identifier, database.kind)
+            )
+            raise StepFailed(
+                f"AWS did not accept registering {database.identifier} with {registration.label} within"
+                f" {timeout:.0f} s ({', '.join(sorted(refusals))}); {registration.label} has no target now",
+                fix=f"Register it by hand: `{command}`",
+            ) from None
     registered_at = ctx.clock()
     result = await wait_available(ctx, registration, database, timeout=timeout)
     if last_refusal > first_attempt:
@@ -90,7 +113,13 @@ async def attach(ctx: StepContext, registration: Registration, database: Databas
     ctx.say(f"{registration.label}: {database.identifier} AVAILABLE after {result.polls} polls{note}")
 
 
+# Compensation keeps trying far longer than a normal registration: giving up leaves a proxy without its target.
+COMPENSATION_PATIENCE = 4
+
+
 def _timeout(ctx: StepContext) -> float:
+    if ctx.params.get("only_open"):
+        return COMPENSATION_PATIENCE * ctx.env.target_timeout
     return float(ctx.params.get("timeout", ctx.env.target_timeout))
 
 
@@ -107,9 +136,19 @@ class Detach(Step):
 
         async def detach_one(registration: Registration) -> None:
             if not await is_registered(ctx, registration, database):
-                # Already gone: either an earlier attempt of this step (crash) or someone else. Keep the window.
-                intent = ctx.state.get("sent", {}).get(registration.label, ctx.clock())
-                ctx.windows.detached(registration, database.identifier, database.kind, intent)
+                # Already gone: an earlier attempt of this step (crash) or someone else. Keep the window.
+                sent_before = ctx.state.get("sent", {}).get(registration.label)
+                ctx.windows.detached(registration, database.identifier, database.kind, sent_before or ctx.clock())
+                what = f"deregister {database.identifier} from {registration.label}"
+                if sent_before and not ctx.answered(what):
+                    ctx.confirm_applied(
+                        "DeregisterDBProxyTargets",
+                        what,
+                        aws_command(
+                            "DeregisterDBProxyTargets",
+                            target_params(registration, database.identifier, database.kind),
+                        ),
+                    )
                 ctx.say(f"{registration.label}: {database.identifier} was already deregistered")
                 return
             sent = ctx.clock()
