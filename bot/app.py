@@ -89,6 +89,9 @@ def build_app(
         request_verification_enabled=not socket_mode,
         # An unknown request is answered 404 without Bolt suggesting listener code in the log.
         raise_error_for_unhandled_request=False,
+        # The listener's return answers the HTTP request: listeners ack and hand slower work to
+        # handlers.after_ack, instead of Bolt polling every 10 ms for an ack from a listener still running.
+        process_before_response=True,
     )
     quiet_noisy_loggers()
     if not socket_mode:

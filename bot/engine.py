@@ -68,6 +68,7 @@ class Engine:
             store=store, settings=settings, gateways=self.gateways, bus=self.bus, owner=self.owner, **runner_kwargs
         )
         self._tasks: dict[str, asyncio.Task[bool]] = {}
+        self._observing: dict[tuple[str, str], asyncio.Future[Observed]] = {}
         self._reaper: asyncio.Task[None] | None = None
 
     def _env(self, name: str | None) -> Environment:
@@ -88,6 +89,17 @@ class Engine:
         return database
 
     async def observe(self, request: RunRequest) -> Observed:
+        """What AWS says about the database. Identical look-ups in flight at the same moment (a burst of `status`
+        or `plan` for one database) share one set of AWS calls; nothing is kept once they are answered."""
+        key = (request.environment, request.database)
+        pending = self._observing.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._observe(request))
+            self._observing[key] = pending
+            pending.add_done_callback(lambda _: self._observing.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _observe(self, request: RunRequest) -> Observed:
         gateway = self._gateway(self._env(request.environment))
         database = await self._database(gateway, request.database)
         registrations, deployments, switched = await asyncio.gather(

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 def register(app: AsyncApp, engine: Engine, settings: Settings, approvers: ApproverResolver) -> None:
     # Imported here so that `handlers.ids` stays importable from `bot.blocks` without a cycle.
     from handlers import app_home, approval_buttons, commands, modals
+    from handlers.after_ack import AfterAck
 
-    commands.register(app, engine, settings, approvers)
-    modals.register(app, engine, settings, approvers)
-    approval_buttons.register(app, engine)
-    app_home.register(app, engine)
+    after_ack = AfterAck()
+    commands.register(app, engine, settings, approvers, after_ack)
+    modals.register(app, engine, settings, approvers, after_ack)
+    approval_buttons.register(app, engine, after_ack)
+    app_home.register(app, engine, after_ack)

@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
 from bot.engine import Engine
+from handlers.after_ack import AfterAck
 from handlers.ids import HomeActions
 
 log = logging.getLogger(__name__)
@@ -19,10 +20,12 @@ log = logging.getLogger(__name__)
 RECENT_RUNS = 15
 
 
-def register(app: AsyncApp, engine: Engine) -> None:
+def register(app: AsyncApp, engine: Engine, after_ack: AfterAck) -> None:
     async def publish_home(event: dict, client: AsyncWebClient) -> None:
-        if event.get("tab", "home") != "home":
-            return
+        if event.get("tab", "home") == "home":
+            after_ack.spawn(_publish(event, client))
+
+    async def _publish(event: dict, client: AsyncWebClient) -> None:
         runs = engine.runs(limit=50)
         active = [run for run in runs if run.is_active]
         recent = [run for run in runs if not run.is_active][:RECENT_RUNS]

@@ -18,6 +18,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot import blocks
 from bot.engine import Engine
 from bot.errors import BlueGreenError
+from handlers.after_ack import AfterAck
 from handlers.ids import ApprovalActions
 
 log = logging.getLogger(__name__)
@@ -25,14 +26,17 @@ log = logging.getLogger(__name__)
 Decide = Callable[[str, str, str | None], Awaitable[Any]]
 
 
-def register(app: AsyncApp, engine: Engine) -> None:
-    app.action(ApprovalActions.approve.value)(_button_listener(engine.approve, "approve"))
-    app.action(ApprovalActions.reject.value)(_button_listener(engine.reject, "reject"))
+def register(app: AsyncApp, engine: Engine, after_ack: AfterAck) -> None:
+    app.action(ApprovalActions.approve.value)(_button_listener(engine.approve, "approve", after_ack))
+    app.action(ApprovalActions.reject.value)(_button_listener(engine.reject, "reject", after_ack))
 
 
-def _button_listener(decide: Decide, verb: str) -> Callable[..., Awaitable[None]]:
+def _button_listener(decide: Decide, verb: str, after_ack: AfterAck) -> Callable[..., Awaitable[None]]:
     async def relay_decision(ack: AsyncAck, body: dict, action: dict, respond: AsyncRespond) -> None:
         await ack()
+        after_ack.spawn(_decide(body, action, respond))
+
+    async def _decide(body: dict, action: dict, respond: AsyncRespond) -> None:
         user = body["user"]["id"]
 
         async def explain(message: blocks.Message) -> None:

@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import BlueGreenError
 from handlers import guards
+from handlers.after_ack import AfterAck
 from handlers.guards import COMMAND_CONTEXT_KEY, CommandContext
 from handlers.ids import SLASH_COMMAND
 from handlers.modals import open_create_modal
@@ -30,7 +31,9 @@ log = logging.getLogger(__name__)
 Reply = Callable[[blocks.Message], Awaitable[None]]
 
 
-def register(app: AsyncApp, engine: Engine, settings: Settings, approvers: ApproverResolver) -> None:
+def register(
+    app: AsyncApp, engine: Engine, settings: Settings, approvers: ApproverResolver, after_ack: AfterAck
+) -> None:
     async def acknowledge_and_dispatch(
         ack: AsyncAck, context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient, body: dict
     ) -> None:
@@ -43,18 +46,21 @@ def register(app: AsyncApp, engine: Engine, settings: Settings, approvers: Appro
         async def reply(message: blocks.Message) -> None:
             await respond(response_type="ephemeral", **message.as_kwargs())
 
-        try:
-            await _dispatch(request, engine, approvers, client, body.get("trigger_id", ""), reply)
-        except BlueGreenError as error:
-            await reply(guards.refusal_message(error))
-        except Exception:
-            log.exception("/bluegreen %s failed", request.command.name)
-            await reply(
-                blocks.error(
-                    "Something went wrong on the bot's side; nothing was started.",
-                    "Try again, and tell the bot's operators if it keeps happening.",
+        async def work() -> None:
+            try:
+                await _dispatch(request, engine, approvers, client, body.get("trigger_id", ""), reply)
+            except BlueGreenError as error:
+                await reply(guards.refusal_message(error))
+            except Exception:
+                log.exception("/bluegreen %s failed", request.command.name)
+                await reply(
+                    blocks.error(
+                        "Something went wrong on the bot's side; nothing was started.",
+                        "Try again, and tell the bot's operators if it keeps happening.",
+                    )
                 )
-            )
+
+        after_ack.spawn(work(), urgent=request.command.opens_form)
 
     app.command(SLASH_COMMAND, middleware=[guards.command_guard(settings, approvers)])(acknowledge_and_dispatch)
 

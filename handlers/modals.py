@@ -24,6 +24,7 @@ from bot.engine import Engine
 from bot.errors import BadRequest, BlueGreenError
 from bot.requests import RunRequest
 from handlers import guards
+from handlers.after_ack import AfterAck
 from handlers.ids import CreateModalActions, CreateModalBlockIds, CreateModalCallbacks
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ async def open_create_modal(
     await client.views_update(view_id=view["id"], hash=view.get("hash"), view=form)
 
 
-def register(app: AsyncApp, engine: Engine, settings: Settings, approvers: ApproverResolver) -> None:
+def register(
+    app: AsyncApp, engine: Engine, settings: Settings, approvers: ApproverResolver, after_ack: AfterAck
+) -> None:
     async def submit_create(ack: AsyncAck, body: dict, view: dict, client: AsyncWebClient) -> None:
         user = body["user"]["id"]
         channel = _channel_of(view)
@@ -63,16 +66,20 @@ def register(app: AsyncApp, engine: Engine, settings: Settings, approvers: Appro
             await ack(response_action="errors", errors={CreateModalBlockIds.target.value: _short(error)})
             return
         await ack()
-        try:
-            if verdict is None:
-                await guards.require_operator(approvers, user, environment)
-            message = blocks.run_accepted(await engine.start(request))
-        except BlueGreenError as error:
-            message = guards.refusal_message(error)
-        except Exception:
-            log.exception("create from the modal failed")
-            message = blocks.error("Something went wrong on the bot's side; nothing was started.")
-        await _tell(client, channel=channel, user=user, message=message)
+
+        async def start_run() -> None:
+            try:
+                if verdict is None:
+                    await guards.require_operator(approvers, user, environment)
+                message = blocks.run_accepted(await engine.start(request))
+            except BlueGreenError as error:
+                message = guards.refusal_message(error)
+            except Exception:
+                log.exception("create from the modal failed")
+                message = blocks.error("Something went wrong on the bot's side; nothing was started.")
+            await _tell(client, channel=channel, user=user, message=message)
+
+        after_ack.spawn(start_run())
 
     app.view(CreateModalCallbacks.submit.value)(submit_create)
 

@@ -1,0 +1,56 @@
+"""What a listener does after `ack()` runs as a task of its own, behind a few slots.
+
+The app runs Bolt with `process_before_response=True`: a listener's return is what answers Slack's HTTP request,
+so listeners only parse, authorise and `ack()`, and hand everything slower (AWS look-ups for `status` and `plan`,
+starting a run, recording a decision, answers through response_url) to `AfterAck.spawn`. That keeps Bolt from
+polling for the ack every 10 ms, and the slots keep a burst of that work from queueing every new acknowledgement
+behind it (they share one event loop). Work beyond the slots waits its turn; nothing is dropped. These tasks are
+answers, not jobs: runs themselves are durable in the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SLOTS = 4
+
+
+class AfterAck:
+    def __init__(self, slots: int = SLOTS) -> None:
+        self._slots = slots
+        self._semaphore: asyncio.Semaphore | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _slot(self) -> asyncio.Semaphore:
+        # Created on first use, inside the running loop that serves the app.
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self._slots)
+        return self._semaphore
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, urgent: bool = False) -> None:
+        """Run `work` after the ack. `urgent` skips the queue (opening a modal: the trigger id expires in 3 s)."""
+
+        async def run() -> None:
+            try:
+                if urgent:
+                    await work
+                else:
+                    async with self._slot():
+                        await work
+            except Exception:
+                log.exception("work after an acknowledgement failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Let the answers in flight finish (shutdown)."""
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
