@@ -22,7 +22,7 @@ from bot.events import (
     StepReport,
 )
 from bot.sandbox.slack import SlackStandIn
-from bot.sinks.slack_thread import SlackThreadSink
+from bot.sinks.slack_thread import SlackThreadSink, message_tag
 from handlers.ids import ApprovalActions
 from storage import Store, open_store
 from tests.slack_fixtures import ALICE, BOB, OPS, fast_client, slack_fixture  # noqa: F401  (the `slack` fixture)
@@ -264,3 +264,118 @@ async def test_slack_down_never_raises_into_the_runner(slack: SlackStandIn, stor
     await finish(store, sink, run_id)
     await settle(sink)  # gives up after its retries, without an exception
     assert parents(slack) == []
+
+
+# ---------------------------------------------------------------- exactly once: late posts and restarts
+
+CLIENT_TIMEOUT = 0.3  # the sink's client gives up after this long...
+LATE = 0.5  # ...and a held-back post is applied this long after it arrived
+
+
+def tags(messages) -> list[tuple[str, str] | None]:
+    return [message_tag({"metadata": message.metadata}) for message in messages]
+
+
+@pytest.fixture
+async def impatient(slack: SlackStandIn, store: Store) -> AsyncIterator[SlackThreadSink]:
+    client = fast_client(slack.base_url, timeout=CLIENT_TIMEOUT)
+    thread_sink = SlackThreadSink(client, store, edit_interval=0.05, retry_delays=(0.05, 0.1))
+    yield thread_sink
+    await thread_sink.aclose(grace=2)
+
+
+@pytest.mark.parametrize("late", ["parent", "reply"])
+async def test_a_post_that_timed_out_but_landed_is_looked_up_not_posted_again(
+    slack: SlackStandIn, store: Store, impatient: SlackThreadSink, late: str
+) -> None:
+    run_id = new_run(store)
+    if late == "parent":
+        slack.fail_next("chat.postMessage", delay=LATE)
+    await impatient.emit(RunStarted(snap(store, run_id)))
+    await settle(impatient)
+    if late == "reply":
+        slack.fail_next("chat.postMessage", delay=LATE)
+    await run_all_steps(store, impatient, run_id)
+    await finish(store, impatient, run_id)
+    await settle(impatient)
+    await slack.wait_for(lambda: slack.held_back == 0, timeout=2 * LATE)
+
+    (parent,) = parents(slack)
+    assert store.runs.get(run_id).meta["slack"]["ts"] == parent.ts
+    replies = slack.thread(OPS, parent.ts)[1:]
+    assert tags([parent, *replies]) == [
+        (run_id, "parent"),
+        *((run_id, f"report:{idx}:1") for idx in range(3)),
+        (run_id, "summary"),
+    ]
+    # The late one was not sent again: the sink waited a client timeout more, then found it.
+    assert len(slack.calls("chat.postMessage")) == 1 + 3 + 1
+    read_back = slack.calls("conversations.history" if late == "parent" else "conversations.replies")
+    assert len(read_back) == 1 and read_back[0].params["include_all_metadata"] in ("1", "true", True)
+
+
+async def test_a_post_that_failed_and_did_not_land_is_posted_after_looking(
+    slack: SlackStandIn, store: Store, sink: SlackThreadSink
+) -> None:
+    run_id = new_run(store)
+    await sink.emit(RunStarted(snap(store, run_id)))
+    await settle(sink)
+    slack.fail_next("chat.postMessage", status=500, count=4)  # the client's 3 retries, then the sink's turn
+    await sink.emit(Notice(snap(store, run_id), "Waiting for the maintenance window"))
+    await settle(sink)
+
+    (parent,) = parents(slack)
+    (notice,) = slack.thread(OPS, parent.ts)[1:]
+    assert "maintenance window" in notice.text
+    assert len(slack.calls("conversations.replies")) == 1
+
+
+async def test_a_restarted_sink_does_not_post_again_what_the_last_process_posted(
+    slack: SlackStandIn, store: Store
+) -> None:
+    first = SlackThreadSink(fast_client(slack.base_url), store, edit_interval=0.05)
+    run_id = new_run(store)
+    await first.emit(RunStarted(snap(store, run_id)))
+    store.steps.start(run_id, 0)
+    store.steps.finish(run_id, 0, "done")
+    report = StepReport(snap(store, run_id), 0, ["observed 0"], [])
+    await first.emit(report)
+    request = store.approvals.request(
+        run_id=run_id,
+        kind="switchover",
+        fingerprint="fp-1",
+        requested_by=ALICE,
+        approvers=[BOB],
+        expires_at=time.time() + 600,
+    )
+    approval = ApprovalRequested(
+        snap(store, run_id), request.id, "switchover", "fp-1", ALICE, [BOB], request.expires_at, "Switch", {}
+    )
+    await first.emit(approval)
+    await first.aclose(grace=5)
+    (parent,) = parents(slack)
+    before = slack.thread(OPS, parent.ts)
+    # The process stopped right after posting, before recording the thread: only Slack knows it is there.
+    store.runs.merge_meta(run_id, {"slack": None})
+
+    second = SlackThreadSink(fast_client(slack.base_url), store, edit_interval=0.05)
+    await second.emit(RunStarted(snap(store, run_id), resumed=True))
+    await second.emit(report)  # the same report and approval request, published again after the restart
+    await second.emit(approval)
+    await settle(second)
+    await second.aclose()
+
+    assert [message.ts for message in parents(slack)] == [parent.ts]  # no second parent
+    assert store.runs.get(run_id).meta["slack"]["ts"] == parent.ts
+    after = slack.thread(OPS, parent.ts)
+    assert [message.ts for message in after[: len(before)]] == [message.ts for message in before]
+    (resumed,) = after[len(before) :]
+    assert "Picked up again" in resumed.text
+    assert tags(after) == [
+        (run_id, "parent"),
+        (run_id, "report:0:1"),
+        (run_id, f"approval:{request.id}"),
+        (run_id, "resumed:1"),
+    ]
+    assert store.approvals.get(request.id).meta["slack_ts"] == before[2].ts
+    assert len(slack.calls("conversations.history")) == 1 and len(slack.calls("conversations.replies")) == 1

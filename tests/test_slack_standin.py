@@ -296,6 +296,105 @@ async def test_usergroups_users_and_conversations(standin: SlackStandIn, client:
     assert [c.method for c in standin.calls()] == ["usergroups.users.list", "users.info", "conversations.info"]
 
 
+# ---- message metadata, history and threads (what a poster reads back to tell whether a post landed)
+
+TAG = {"event_type": "bluegreen_message", "event_payload": {"run_id": "r-1", "key": "parent"}}
+
+
+async def test_metadata_is_kept_and_returned_only_when_asked_for(standin: SlackStandIn, client: AsyncWebClient) -> None:
+    posted = await client.chat_postMessage(channel=CHANNEL, text="tagged", metadata=TAG)
+    form = await post_raw(  # form bodies carry the metadata as a JSON string
+        standin.base_url + "chat.postMessage",
+        data={"token": TOKEN, "channel": CHANNEL, "text": "form", "metadata": json.dumps(TAG)},
+    )
+    await client.chat_postMessage(channel=CHANNEL, text="plain")
+    await client.chat_update(channel=CHANNEL, ts=posted["ts"], text="tagged, edited")
+
+    plain = await client.conversations_history(channel=CHANNEL)
+    assert [m["text"] for m in plain["messages"]] == ["plain", "form", "tagged, edited"]  # newest first
+    assert all("metadata" not in m for m in plain["messages"])
+    full = await client.conversations_history(channel=CHANNEL, include_all_metadata=True)
+    assert [m.get("metadata") for m in full["messages"]] == [None, TAG, TAG]
+    assert form["ok"] and standin.calls("chat.postMessage")[1].params["metadata"] == TAG
+    assert standin.messages(CHANNEL)[0].metadata == TAG
+
+
+@pytest.mark.parametrize("metadata", [{"event_payload": {}}, {"event_type": "x", "event_payload": "no"}, "{not json"])
+async def test_malformed_metadata_is_refused(standin: SlackStandIn, metadata: object) -> None:
+    value = metadata if isinstance(metadata, str) else json.dumps(metadata)
+    answer = await post_raw(
+        standin.base_url + "chat.postMessage", data={"token": TOKEN, "channel": CHANNEL, "text": "x", "metadata": value}
+    )
+    assert answer == {"ok": False, "error": "invalid_metadata_format"}
+    assert standin.messages(CHANNEL) == []
+
+
+async def test_history_pages_newest_first_within_oldest_and_latest(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    stamps = [(await client.chat_postMessage(channel=CHANNEL, text=f"m{i}"))["ts"] for i in range(7)]
+    parent = stamps[0]
+    await client.chat_postMessage(channel=CHANNEL, thread_ts=parent, text="quiet reply")
+    broadcast = (await client.chat_postMessage(channel=CHANNEL, thread_ts=parent, text="loud", reply_broadcast=True))[
+        "ts"
+    ]
+
+    texts, cursor, pages = [], None, 0
+    while True:
+        page = await client.conversations_history(channel=CHANNEL, limit=3, cursor=cursor)
+        texts += [m["text"] for m in page["messages"]]
+        pages += 1
+        cursor = page["response_metadata"]["next_cursor"]
+        assert page["has_more"] == bool(cursor)
+        if not cursor:
+            break
+    assert texts == ["loud", "m6", "m5", "m4", "m3", "m2", "m1", "m0"] and pages == 3  # no quiet reply
+
+    window = await client.conversations_history(channel=CHANNEL, oldest=stamps[2], latest=stamps[5])
+    assert [m["text"] for m in window["messages"]] == ["m4", "m3"]  # both bounds exclusive by default
+    inclusive = await client.conversations_history(channel=CHANNEL, oldest=stamps[2], latest=stamps[5], inclusive=True)
+    assert [m["text"] for m in inclusive["messages"]] == ["m5", "m4", "m3", "m2"]
+    top = (await client.conversations_history(channel=CHANNEL, oldest=parent, inclusive=True, limit=999))["messages"]
+    head = next(m for m in top if m["ts"] == parent)
+    assert (head["reply_count"], head["latest_reply"], head["thread_ts"]) == (2, broadcast, parent)
+    assert next(m for m in top if m["ts"] == broadcast)["subtype"] == "thread_broadcast"
+
+    with pytest.raises(SlackApiError) as bad:
+        await client.conversations_history(channel=CHANNEL, cursor="not-a-cursor")
+    assert bad.value.response["error"] == "invalid_cursor"
+
+
+async def test_replies_give_the_parent_first_then_the_replies_in_pages(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    parent = (await client.chat_postMessage(channel=CHANNEL, text="parent", metadata=TAG))["ts"]
+    replies = [
+        (await client.chat_postMessage(channel=CHANNEL, thread_ts=parent, text=f"r{i}", metadata=TAG))["ts"]
+        for i in range(5)
+    ]
+    await client.chat_postMessage(channel=CHANNEL, text="elsewhere in the channel")
+
+    seen, cursor = [], None
+    while True:
+        page = await client.conversations_replies(
+            channel=CHANNEL, ts=parent, limit=2, cursor=cursor, include_all_metadata=True
+        )
+        seen += [(m["text"], m["thread_ts"], m["metadata"]["event_type"]) for m in page["messages"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        if not page["has_more"]:
+            break
+    assert seen == [(text, parent, "bluegreen_message") for text in ["parent", "r0", "r1", "r2", "r3", "r4"]]
+
+    from_a_reply = await client.conversations_replies(channel=CHANNEL, ts=replies[1])  # a reply's ts: its thread
+    assert [m["text"] for m in from_a_reply["messages"]] == ["parent", "r0", "r1", "r2", "r3", "r4"]
+    assert all("metadata" not in m for m in from_a_reply["messages"])
+    recent = await client.conversations_replies(channel=CHANNEL, ts=parent, oldest=replies[2])
+    assert [m["text"] for m in recent["messages"]] == ["parent", "r3", "r4"]
+    with pytest.raises(SlackApiError) as missing:
+        await client.conversations_replies(channel=CHANNEL, ts="1.000001")
+    assert missing.value.response["error"] == "thread_not_found"
+
+
 # ---- misbehaving on demand
 
 

@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 POLL_INTERVAL = 0.02
 TEAM_DOMAIN = "standin"
 VERIFICATION_TOKEN = "standin-verification-token"  # the legacy payload `token` field, not a secret
-JSON_FIELDS = ("blocks", "view")  # form bodies carry these as JSON strings
+JSON_FIELDS = ("blocks", "view", "metadata")  # form bodies carry these as JSON strings
 
 T = TypeVar("T")
 
@@ -120,6 +120,7 @@ class SlackStandIn(RecordedReads):
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._stopping: asyncio.Event | None = None
+        self._held_back = 0
 
     def __repr__(self) -> str:  # no secrets in reprs
         return f"SlackStandIn(root={self.root_url if self._runner else None!r}, app_url={self.app_url!r})"
@@ -203,6 +204,11 @@ class SlackStandIn(RecordedReads):
 
     # ---- reads
 
+    @property
+    def held_back(self) -> int:
+        """How many calls a `delay` fault is holding back right now (not applied, not recorded yet)."""
+        return self._held_back
+
     async def wait_for(
         self,
         predicate: Callable[[], Any],
@@ -250,10 +256,13 @@ class SlackStandIn(RecordedReads):
 
     async def _hold_back(self, delay: float) -> None:
         assert self._stopping is not None
+        self._held_back += 1
         try:
             await asyncio.wait_for(self._stopping.wait(), timeout=delay)
         except TimeoutError:
             pass
+        finally:
+            self._held_back -= 1
 
     async def _serve_response_url(self, request: web.Request) -> web.Response:
         arrived = time.monotonic()
@@ -529,6 +538,10 @@ class SlackStandInThread(RecordedReads):
 
     def reset(self) -> None:
         self.standin.reset()
+
+    @property
+    def held_back(self) -> int:
+        return self.standin.held_back
 
     @property
     def workspace(self) -> SlackWorkspace:

@@ -6,6 +6,8 @@ and the test reading the state never see a half-applied change. No I/O happens h
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import itertools
 import json
@@ -23,6 +25,8 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 TRIGGER_TTL_SECONDS = 3.0
+HISTORY_LIMITS = (100, 999)  # conversations.history: default and largest `limit`
+REPLIES_LIMITS = (1000, 1000)  # conversations.replies: the same
 
 JsonDict = dict[str, Any]
 MessageListener = Callable[[str, "Message"], None]
@@ -39,6 +43,7 @@ class Message:
     replies: list[Message] = field(default_factory=list)
     edits: int = 0
     broadcast: bool = False
+    metadata: JsonDict | None = None  # {"event_type": ..., "event_payload": {...}} as posted
 
     def as_payload(self) -> JsonDict:
         """The message as Slack embeds it in an interaction payload."""
@@ -108,6 +113,8 @@ class SlackWorkspace:
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
         }
 
     def _clear(self) -> None:
@@ -296,14 +303,16 @@ class SlackWorkspace:
         if not channel:
             return _error("channel_not_found")
         text, blocks, problem = _message_content(params)
-        if problem:
-            return _error(problem)
+        metadata, metadata_problem = _message_metadata(params)
+        if problem or metadata_problem:
+            return _error(problem or metadata_problem or "")
         parent = None
         if params.get("thread_ts"):
             parent = self._by_ts.get((channel, str(params["thread_ts"])))
             if parent is None:
                 return _error("thread_not_found")
-        message = self._post(channel, text, blocks, parent=parent, broadcast=_flag(params, "reply_broadcast"))
+        broadcast = _flag(params, "reply_broadcast")
+        message = self._post(channel, text, blocks, parent=parent, broadcast=broadcast, metadata=metadata)
         return {"ok": True, "channel": channel, "ts": message.ts, "message": _message_answer(message)}
 
     def _chat_update(self, params: JsonDict) -> JsonDict:
@@ -312,10 +321,13 @@ class SlackWorkspace:
         if (channel, ts) not in self._by_ts:
             return _error("message_not_found")
         text, blocks, problem = _message_content(params)
-        if problem:
-            return _error(problem)
+        metadata, metadata_problem = _message_metadata(params)
+        if problem or metadata_problem:
+            return _error(problem or metadata_problem or "")
         new_text = text if params.get("text") is not None else None
         new_blocks = blocks if params.get("blocks") is not None else None
+        if metadata is not None:  # chat.update keeps the metadata unless it is given
+            self._by_ts[(channel, ts)].metadata = metadata
         message = self._edit(channel, ts, new_text, new_blocks)
         return {"ok": True, "channel": channel, "ts": ts, "text": message.text, "message": _message_answer(message)}
 
@@ -427,6 +439,61 @@ class SlackWorkspace:
             },
         }
 
+    def _conversations_history(self, params: JsonDict) -> JsonDict:
+        """The channel's top-level messages (and replies broadcast to it), newest first."""
+        channel = str(params.get("channel") or "")
+        if not channel:
+            return _error("channel_not_found")
+        window, problem = _TimeWindow.parse(params)
+        if problem:
+            return _error(problem)
+        newest_first = sorted(self._channels.get(channel, []), key=lambda m: _ts_key(m.ts), reverse=True)
+        found = [m for m in newest_first if window.contains(m.ts)]
+        if window.cursor is not None:
+            found = [m for m in found if _ts_key(m.ts) < _ts_key(window.cursor)]
+        return self._page(found, params, HISTORY_LIMITS)
+
+    def _conversations_replies(self, params: JsonDict) -> JsonDict:
+        """A thread: its parent first (on the first page only), then the replies, oldest first."""
+        channel = str(params.get("channel") or "")
+        if not channel:
+            return _error("channel_not_found")
+        message = self._by_ts.get((channel, str(params.get("ts") or "")))
+        if message is None:
+            return _error("thread_not_found")
+        window, problem = _TimeWindow.parse(params)
+        if problem:
+            return _error(problem)
+        parent = self._by_ts[(channel, message.thread_ts)] if message.thread_ts else message
+        replies = [reply for reply in parent.replies if window.contains(reply.ts)]
+        if window.cursor is None:
+            return self._page([parent, *replies], params, REPLIES_LIMITS)
+        return self._page([r for r in replies if _ts_key(r.ts) > _ts_key(window.cursor)], params, REPLIES_LIMITS)
+
+    def _page(self, found: list[Message], params: JsonDict, limits: tuple[int, int]) -> JsonDict:
+        """The first `limit` of `found` (in answer order), and a cursor after the last of them if more remain."""
+        default, largest = limits
+        limit = min(max(_int(params.get("limit"), default), 1), largest)
+        page, rest = found[:limit], found[limit:]
+        include_metadata = _flag(params, "include_all_metadata")
+        return {
+            "ok": True,
+            "messages": [self._history_item(m, include_metadata) for m in page],
+            "has_more": bool(rest),
+            "response_metadata": {"next_cursor": _encode_cursor(page[-1].ts) if rest else ""},
+        }
+
+    def _history_item(self, message: Message, include_metadata: bool) -> JsonDict:
+        item = _message_answer(message)
+        item.update(bot_id=self.bot_id, app_id=self.app_id)
+        if message.broadcast:
+            item["subtype"] = "thread_broadcast"
+        if message.replies:
+            item.update(reply_count=len(message.replies), latest_reply=message.replies[-1].ts)
+        if include_metadata and message.metadata is not None:
+            item["metadata"] = copy.deepcopy(message.metadata)
+        return item
+
     # ---- state changes (called with the lock held)
 
     def _next_ts(self) -> str:
@@ -435,7 +502,14 @@ class SlackWorkspace:
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _post(
-        self, channel: str, text: str, blocks: list[JsonDict], *, parent: Message | None, broadcast: bool
+        self,
+        channel: str,
+        text: str,
+        blocks: list[JsonDict],
+        *,
+        parent: Message | None,
+        broadcast: bool,
+        metadata: JsonDict | None = None,
     ) -> Message:
         if parent is not None and parent.thread_ts and parent.thread_ts != parent.ts:
             parent = self._by_ts[(channel, parent.thread_ts)]  # replying to a reply lands in the parent thread
@@ -447,6 +521,7 @@ class SlackWorkspace:
             user=self.bot_user_id,
             thread_ts=parent.ts if parent else None,
             broadcast=bool(parent and broadcast),
+            metadata=metadata,
         )
         if parent is None:
             self._channels.setdefault(channel, []).append(message)
@@ -554,6 +629,93 @@ def _message_content(params: JsonDict) -> tuple[str, list[JsonDict], str | None]
     if not text and not blocks:
         return text, [], "no_text"
     return text, blocks, None
+
+
+def _message_metadata(params: JsonDict) -> tuple[JsonDict | None, str | None]:
+    """(metadata or None, error code or None): `metadata` is a JSON object, or a JSON string in form bodies."""
+    if params.get("metadata") in (None, ""):
+        return None, None
+    metadata = _json_field(params, "metadata")
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("event_type"), str)
+        or not metadata["event_type"]
+        or not isinstance(metadata.get("event_payload"), dict)
+    ):
+        return None, "invalid_metadata_format"
+    return copy.deepcopy(metadata), None
+
+
+@dataclass(frozen=True)
+class _TimeWindow:
+    """`oldest`, `latest` and `inclusive` of conversations.history and .replies, plus the decoded `cursor`."""
+
+    oldest: tuple[int, int] | None
+    latest: tuple[int, int] | None
+    inclusive: bool
+    cursor: str | None
+
+    @classmethod
+    def parse(cls, params: JsonDict) -> tuple[_TimeWindow, str | None]:
+        bounds: dict[str, tuple[int, int] | None] = {}
+        for name in ("oldest", "latest"):
+            value = params.get(name)
+            try:
+                bounds[name] = _ts_key(str(value)) if value not in (None, "") else None
+            except ValueError:
+                return cls(None, None, False, None), f"invalid_ts_{name}"
+        try:
+            cursor = _decode_cursor(params.get("cursor"))
+        except _InvalidCursor:
+            return cls(None, None, False, None), "invalid_cursor"
+        return cls(bounds["oldest"], bounds["latest"], _flag(params, "inclusive"), cursor), None
+
+    def contains(self, ts: str) -> bool:
+        key = _ts_key(ts)
+        if self.oldest is not None and (key < self.oldest or (key == self.oldest and not self.inclusive)):
+            return False
+        return self.latest is None or key < self.latest or (key == self.latest and self.inclusive)
+
+
+class _InvalidCursor(ValueError):
+    pass
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    """A message ts ("1712345678.000123") or a time ("1712345678", "1712345678.5") as comparable integers."""
+    seconds, _, fraction = ts.partition(".")
+    if not seconds.isdigit() or (fraction and not fraction.isdigit()):
+        raise ValueError(f"not a timestamp: {ts!r}")
+    return int(seconds), int(fraction.ljust(6, "0")[:6] or 0)
+
+
+def _encode_cursor(ts: str) -> str:
+    return base64.urlsafe_b64encode(f"after:{ts}".encode()).decode()
+
+
+def _decode_cursor(cursor: Any) -> str | None:
+    """The ts a cursor continues after; None for the first page."""
+    if cursor in (None, ""):
+        return None
+    try:
+        decoded = base64.urlsafe_b64decode(str(cursor).encode()).decode()
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise _InvalidCursor(str(cursor)) from error
+    prefix, _, ts = decoded.partition(":")
+    if prefix != "after":
+        raise _InvalidCursor(str(cursor))
+    try:
+        _ts_key(ts)
+    except ValueError as error:
+        raise _InvalidCursor(str(cursor)) from error
+    return ts
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def _message_answer(message: Message) -> JsonDict:

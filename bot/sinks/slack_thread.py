@@ -7,15 +7,22 @@ client's retry handlers; if those give up, the worker tries again later instead 
 
 An edit that timed out may still be applied by Slack later, over a newer one (Slack has no conditional update):
 after such a timeout the worker sends the newest checklist once more, one client timeout later.
+
+Posts are exactly-once as far as Slack lets us: every message carries metadata naming its run and a key unique
+within the run (`message_metadata`). When a post may have landed although it failed (a timeout, a lost connection, a
+5xx), the worker reads the thread (or, for the parent, the channel's history) back before posting again, and
+adopts the message it finds. A worker that did not see its run start (a process restarted mid-run) reads the
+thread once before its first post, so that what the earlier process posted is not posted again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +49,20 @@ log = logging.getLogger(__name__)
 
 # How many times one run's checklist is sent again after edits whose fate was unknown (see the module docstring).
 MAX_RESENDS = 3
+
+# The metadata event type on every message the sink posts; the payload holds the run id and the message's key.
+MESSAGE_EVENT_TYPE = "bluegreen_message"
+# Reading back what landed: pages of this size, at most this many (a run's thread is far smaller).
+READ_BACK_PAGE_SIZE = 200
+READ_BACK_MAX_PAGES = 10
+# Read back from this long before the first attempt: Slack's clock and ours may differ a little.
+READ_BACK_MARGIN_SECONDS = 300.0
+
+PARENT_KEY = "parent"
+SUMMARY_KEY = "summary"
+
+# 5xx answers: Slack may have applied the call before failing.
+_SERVER_ERRORS = frozenset({500, 502, 503, 504})
 
 # Slack errors that no retry will fix: log them and move on.
 _PERMANENT_ERRORS = frozenset(
@@ -131,34 +152,95 @@ class SlackThreadSink:
 
     @property
     def _late_edit_grace(self) -> float:
-        """How long after a timed-out call Slack may still apply it, as far as the checklist is concerned."""
+        """How long after a timed-out call Slack may still apply it: one client timeout (an estimate: Slack
+        promises nothing; a call applied later than this can still leave a stale checklist or a duplicate)."""
         return float(self._client.timeout)
 
     async def _call(
-        self, what: str, call: Callable[[], Awaitable[Any]], *, on_unknown_fate: Callable[[], None] | None = None
+        self,
+        what: str,
+        call: Callable[[], Awaitable[Any]],
+        *,
+        on_unknown_fate: Callable[[], None] | None = None,
+        find_landed: Callable[[], Awaitable[dict[str, Any] | None]] | None = None,
     ) -> Any | None:
         """One Slack call, tried again later if Slack stays unavailable; None when it finally failed.
 
-        `on_unknown_fate` is told when an attempt timed out or lost its connection: Slack may apply it later."""
+        `on_unknown_fate` is told when an attempt timed out or lost its connection: Slack may apply it later.
+        `find_landed` (for posts) is asked before trying again after an attempt that may have landed, once Slack
+        would have applied it; what it finds is returned instead of posting again."""
+        look_after: float | None = None  # when set, an attempt may have landed: look (from then on) first
         for attempt, delay in enumerate((*self._retry_delays, None)):
             try:
+                if look_after is not None and find_landed is not None:
+                    await asyncio.sleep(max(0.0, look_after - time.monotonic()))
+                    landed = await find_landed()
+                    if landed is not None:
+                        log.info("slack sink: %s had landed after all; not sending it again", what)
+                        return landed
+                    look_after = None
                 return await call()
             except SlackApiError as error:
                 code = error.response.get("error")
-                if code in _PERMANENT_ERRORS or error.response.status_code not in {429, 500, 502, 503, 504}:
+                status = error.response.status_code
+                if code in _PERMANENT_ERRORS or status not in {429, *_SERVER_ERRORS}:
                     log.warning("slack sink: %s failed: %s", what, code)
                     return None
-                reason = f"HTTP {error.response.status_code}"
+                reason = f"HTTP {status}"
+                if status in _SERVER_ERRORS:
+                    look_after = time.monotonic()  # Slack answered: whatever it applied is visible already
             except (aiohttp.ClientError, TimeoutError, OSError) as error:
                 reason = _describe(error)
+                look_after = time.monotonic() + self._late_edit_grace
                 if on_unknown_fate is not None:
                     on_unknown_fate()
+            except _CannotTell as error:
+                reason = f"could not tell whether it landed: {error}"
             if delay is None:
                 log.error("slack sink: %s failed after %d attempts (%s); giving up", what, attempt + 1, reason)
                 return None
             log.warning("slack sink: %s failed (%s); trying again in %.1fs", what, reason, delay)
             await asyncio.sleep(delay)
         return None
+
+    async def _read_back(
+        self, run_id: str, channel: str, *, thread_ts: str | None = None, oldest: float | None = None
+    ) -> dict[str, str]:
+        """{key: ts} of the run's messages in the thread of `thread_ts`, or else in the channel's history since
+        `oldest`. Raises _CannotTell while Slack cannot answer; logs and returns what it has if it never will."""
+        found: dict[str, str] = {}
+        cursor: str | None = None
+        for _ in range(READ_BACK_MAX_PAGES):
+            page_args: dict[str, Any] = {
+                "channel": channel,
+                "include_all_metadata": True,
+                "limit": READ_BACK_PAGE_SIZE,
+                "cursor": cursor,
+            }
+            if oldest is not None:
+                page_args["oldest"] = f"{oldest:.6f}"
+            try:
+                if thread_ts is not None:
+                    page = await self._client.conversations_replies(ts=thread_ts, **page_args)
+                else:
+                    page = await self._client.conversations_history(**page_args)
+            except SlackApiError as error:
+                code = error.response.get("error")
+                if code in _PERMANENT_ERRORS or error.response.status_code not in {429, *_SERVER_ERRORS}:
+                    log.warning("slack sink: cannot read back run %s's messages (%s); may post twice", run_id, code)
+                    return found
+                raise _CannotTell(f"HTTP {error.response.status_code}") from error
+            except (aiohttp.ClientError, TimeoutError, OSError) as error:
+                raise _CannotTell(_describe(error)) from error
+            for message in page.get("messages") or []:
+                tagged = message_tag(message)
+                if tagged is not None and tagged[0] == run_id:
+                    found.setdefault(tagged[1], message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return found
+        log.warning("slack sink: read back %d pages of %s and stopped; may post twice", READ_BACK_MAX_PAGES, channel)
+        return found
 
 
 class _RunWorker:
@@ -174,6 +256,9 @@ class _RunWorker:
         self._resends = 0
         self._last_edit = 0.0
         self._thread: Thread | None = None
+        self._saw_start = False  # this worker saw the run start: no earlier process can have posted for it
+        self._posted: dict[str, str] | None = None  # key -> ts of the run's messages in its thread; None: unread
+        self._notices: Counter[str] = Counter()  # notices seen in this process, by key, to tell repeats apart
         self._finished = False
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -243,10 +328,12 @@ class _RunWorker:
                 await self._on_started(event)
             elif isinstance(event, StepReport):
                 message = blocks.step_report(event.snapshot, event.step_idx, event.lines, event.aws_calls)
-                await self._reply(event.snapshot, message, what="step report")
+                key = report_key(event.snapshot, event.step_idx)
+                await self._reply(event.snapshot, message, key=key, what="step report")
             elif isinstance(event, Notice):
+                key = self._notice_key(event)
                 notice = blocks.notice(event.text)
-                await self._reply(event.snapshot, notice, what="notice", broadcast=event.broadcast)
+                await self._reply(event.snapshot, notice, key=key, what="notice", broadcast=event.broadcast)
             elif isinstance(event, ApprovalRequested):
                 await self._on_approval_requested(event)
             elif isinstance(event, ApprovalDecided):
@@ -259,7 +346,8 @@ class _RunWorker:
     # ------------------------------------------------------------ the parent message
 
     async def _ensure_thread(self, snapshot: RunSnapshot) -> tuple[Thread | None, bool]:
-        """The run's thread: remembered, recorded in the run's meta (after a restart), or posted now.
+        """The run's thread: remembered, recorded in the run's meta (after a restart), found in the channel (an
+        earlier process posted it but stopped before recording it), or posted now.
 
         The flag is True when the parent was posted now, showing `snapshot` already."""
         if self._thread is not None:
@@ -274,22 +362,55 @@ class _RunWorker:
         channel = snapshot.run.channel
         if not channel:
             return None, False
-        message = blocks.run_parent(snapshot)
-        response = await self._sink._call(
-            "post parent message",
-            lambda: self._sink._client.chat_postMessage(channel=channel, **message.as_kwargs()),
-        )
-        if response is None:
+        earlier = None if self._saw_start else await self._earlier_parent(channel, snapshot.run.created_at)
+        if earlier is not None:
+            await self._record_thread(earlier)
+            self._latest = self._latest or snapshot  # its checklist is as old as that process left it
+            return earlier, False
+        posted = await self._post_parent(channel, snapshot)
+        if posted is None:
             return None, False
-        self._thread = Thread(channel=response.get("channel") or channel, ts=response["ts"])
+        self._posted = {}  # a thread this worker started holds only what it posts
         self._shown = snapshot
         self._last_edit = time.monotonic()
-        slack_meta: dict[str, str] = {"channel": self._thread.channel, "ts": self._thread.ts}
-        permalink = await self._sink._permalink(self._thread.channel, self._thread.ts)
+        await self._record_thread(posted)
+        return posted, True
+
+    async def _earlier_parent(self, channel: str, run_created_at: float) -> Thread | None:
+        try:
+            found = await self._sink._read_back(self._run_id, channel, oldest=run_created_at - READ_BACK_MARGIN_SECONDS)
+        except _CannotTell as error:
+            log.warning("slack sink: cannot look for run %s's thread (%s); starting one", self._run_id, error)
+            return None
+        ts = found.get(PARENT_KEY)
+        return Thread(channel=channel, ts=ts) if ts else None
+
+    async def _post_parent(self, channel: str, snapshot: RunSnapshot) -> Thread | None:
+        message = blocks.run_parent(snapshot)
+        since = time.time() - READ_BACK_MARGIN_SECONDS
+
+        async def find_landed() -> dict[str, Any] | None:
+            found = await self._sink._read_back(self._run_id, channel, oldest=since)
+            return {"channel": channel, "ts": found[PARENT_KEY]} if PARENT_KEY in found else None
+
+        response = await self._sink._call(
+            "post parent message",
+            lambda: self._sink._client.chat_postMessage(
+                channel=channel, metadata=message_metadata(self._run_id, PARENT_KEY), **message.as_kwargs()
+            ),
+            find_landed=find_landed,
+        )
+        if response is None:
+            return None
+        return Thread(channel=response.get("channel") or channel, ts=response["ts"])
+
+    async def _record_thread(self, thread: Thread) -> None:
+        self._thread = thread
+        slack_meta: dict[str, str] = {"channel": thread.channel, "ts": thread.ts}
+        permalink = await self._sink._permalink(thread.channel, thread.ts)
         if permalink:
             slack_meta["permalink"] = permalink
         self._sink._store.runs.merge_meta(self._run_id, {"slack": slack_meta})
-        return self._thread, True
 
     async def _flush_parent(self) -> None:
         snapshot, self._latest = self._latest, None
@@ -314,6 +435,7 @@ class _RunWorker:
             self._resend_at = time.monotonic() + self._sink._late_edit_grace
 
     async def _on_started(self, event: RunStarted) -> None:
+        self._saw_start = self._saw_start or not event.resumed
         thread, posted = await self._ensure_thread(event.snapshot)
         if thread is None or posted:
             return
@@ -321,7 +443,8 @@ class _RunWorker:
         self._latest = self._latest or event.snapshot
         await self._flush_parent()
         notice = blocks.notice("Picked up again after a restart; carrying on in this thread.")
-        await self._reply(event.snapshot, notice, what="resume notice")
+        key = f"resumed:{_progress(event.snapshot)}"
+        await self._reply(event.snapshot, notice, key=key, what="resume notice")
 
     async def _on_finished(self, event: RunFinished) -> None:
         self._latest = event.snapshot
@@ -330,25 +453,62 @@ class _RunWorker:
             await asyncio.sleep(wait)  # keeps to about one edit a second even for the last one
         await self._flush_parent()
         summary = blocks.run_summary(event.snapshot, event.status, event.error, event.windows)
-        await self._reply(event.snapshot, summary, what="summary", broadcast=True)
+        await self._reply(event.snapshot, summary, key=SUMMARY_KEY, what="summary", broadcast=True)
         self._finished = True
 
     # ------------------------------------------------------------ thread replies
 
     async def _reply(
-        self, snapshot: RunSnapshot, message: blocks.Message, *, what: str, broadcast: bool = False
+        self, snapshot: RunSnapshot, message: blocks.Message, *, key: str, what: str, broadcast: bool = False
     ) -> str | None:
+        """Posts `message` in the thread under `key`, unless a message with that key is there already."""
         thread, _ = await self._ensure_thread(snapshot)
         if thread is None:
             return None
+        posted = await self._posted_in(thread)
+        if key in posted:
+            log.info("slack sink: the %s %s of run %s is posted already", what, key, self._run_id)
+            return posted[key]
         extra: dict[str, Any] = {"reply_broadcast": True} if broadcast else {}
+        since = time.time() - READ_BACK_MARGIN_SECONDS
+
+        async def find_landed() -> dict[str, Any] | None:
+            found = await self._sink._read_back(self._run_id, thread.channel, thread_ts=thread.ts, oldest=since)
+            return {"channel": thread.channel, "ts": found[key]} if key in found else None
+
         response = await self._sink._call(
             f"post {what}",
             lambda: self._sink._client.chat_postMessage(
-                channel=thread.channel, thread_ts=thread.ts, **message.as_kwargs(), **extra
+                channel=thread.channel,
+                thread_ts=thread.ts,
+                metadata=message_metadata(self._run_id, key),
+                **message.as_kwargs(),
+                **extra,
             ),
+            find_landed=find_landed,
         )
-        return response["ts"] if response is not None else None
+        if response is None:
+            return None
+        posted[key] = response["ts"]
+        return response["ts"]
+
+    async def _posted_in(self, thread: Thread) -> dict[str, str]:
+        """The run's messages in `thread` by key: read from Slack once if an earlier process may have posted."""
+        if self._posted is None:
+            try:
+                self._posted = await self._sink._read_back(self._run_id, thread.channel, thread_ts=thread.ts)
+            except _CannotTell as error:
+                log.warning("slack sink: cannot read run %s's thread (%s); may post twice", self._run_id, error)
+                return {}
+        return self._posted
+
+    def _notice_key(self, event: Notice) -> str:
+        """Same text at the same point of the run: the same notice, unless this process saw it already."""
+        digest = hashlib.sha256(event.text.encode()).hexdigest()[:12]
+        key = f"notice:{_progress(event.snapshot)}:{digest}"
+        self._notices[key] += 1
+        repeat = self._notices[key]
+        return key if repeat == 1 else f"{key}:{repeat}"
 
     async def _on_approval_requested(self, event: ApprovalRequested) -> None:
         message = blocks.approval_request(
@@ -362,7 +522,8 @@ class _RunWorker:
             action=event.action,
             facts=event.facts,
         )
-        ts = await self._reply(event.snapshot, message, what="approval request")
+        key = f"approval:{event.request_id}"
+        ts = await self._reply(event.snapshot, message, key=key, what="approval request")
         if ts is not None and self._thread is not None:
             self._sink._store.approvals.merge_meta(
                 event.request_id, {"slack_ts": ts, "slack_channel": self._thread.channel, "action": event.action}
@@ -390,6 +551,37 @@ class _RunWorker:
             "update approval message",
             lambda: self._sink._client.chat_update(channel=channel, ts=ts, **message.as_kwargs()),
         )
+
+
+def message_metadata(run_id: str, key: str) -> dict[str, Any]:
+    """The Slack message metadata the sink tags a run's message with."""
+    return {"event_type": MESSAGE_EVENT_TYPE, "event_payload": {"run_id": run_id, "key": key}}
+
+
+def message_tag(message: dict[str, Any]) -> tuple[str, str] | None:
+    """(run id, key) of a message the sink posted, from a history or replies item read with its metadata."""
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != MESSAGE_EVENT_TYPE:
+        return None
+    payload = metadata.get("event_payload")
+    if not isinstance(payload, dict) or not payload.get("run_id") or not payload.get("key"):
+        return None
+    return str(payload["run_id"]), str(payload["key"])
+
+
+def report_key(snapshot: RunSnapshot, step_idx: int) -> str:
+    """A step reports once per attempt (a step checked again after the plan changed reports again)."""
+    attempts = next((step.attempts for step in snapshot.steps if step.idx == step_idx), 0)
+    return f"report:{step_idx}:{attempts}"
+
+
+def _progress(snapshot: RunSnapshot) -> int:
+    """How far the run has got, the same in every process: step attempts only ever grow."""
+    return sum(step.attempts for step in snapshot.steps)
+
+
+class _CannotTell(Exception):
+    """Slack could not say whether a message is there (reading back failed for now)."""
 
 
 def _recorded_thread(meta: dict[str, Any] | None) -> Thread | None:
