@@ -29,6 +29,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.engine import Engine
 from bot.sinks.console import ConsoleSink
 from bot.sinks.slack_thread import SlackThreadSink
+from bot.slack_pacing import PacedWebClient
 from handlers.guards import ReplayGuard
 from storage import Store, open_store
 
@@ -132,7 +133,8 @@ async def bot_runtime(settings: Settings, *, socket_mode: bool = False) -> Async
     store = open_store(settings.db_path)
     client = build_client(settings)
     approvers = ApproverResolver(client)
-    slack_sink = SlackThreadSink(client, store)
+    # Paced: many runs at once must not exceed Slack's per-channel and per-workspace limits.
+    slack_sink = SlackThreadSink(PacedWebClient(client), store)
     engine = Engine(
         store=store,
         settings=settings,
