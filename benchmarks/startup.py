@@ -1,0 +1,77 @@
+"""Start-up time of `python -m bot serve`: from spawning the process to the first 200 on `GET /healthz`.
+
+Each start gets a fresh database file and a free port; Slack is the local stand-in (SLACK_API_URL). `/healthz` is
+polled every 5 ms, so the figure is at most 5 ms late. Median of 5 starts.
+
+    python -m benchmarks.startup [--starts 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    BOT_TOKEN,
+    BotServer,
+    new_signing_secret,
+    print_rows,
+    run_main,
+    seconds,
+    summarise,
+    temporary_directory,
+    write_results,
+)
+from bot.sandbox.slack import SlackStandIn
+
+NAME = "startup"
+
+
+async def measure(starts: int, workdir: Path) -> dict[str, Any]:
+    secret = new_signing_secret()
+    times: list[float] = []
+    async with SlackStandIn(signing_secret=secret, bot_token=BOT_TOKEN) as slack:
+        for index in range(starts):
+            env = {
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": secret,
+                "SLACK_API_URL": slack.base_url,
+                "BLUEGREEN_DB": str(workdir / f"start-{index}.db"),
+            }
+            bot = BotServer(env, workdir / f"start-{index}.log")
+            bot.spawn()
+            try:
+                times.append(await bot.healthy())
+            finally:
+                bot.stop()
+            print(f"  start {index + 1}/{starts}: healthy after {times[-1]:.3f} s", flush=True)
+    return {"starts": [round(t, 4) for t in times], "median": round(statistics.median(times), 4), **summarise(times)}
+
+
+def report(result: dict[str, Any]) -> None:
+    print_rows(
+        "start-up of `python -m bot serve` to a healthy /healthz",
+        [
+            ("starts", str(len(result["starts"]))),
+            ("median", seconds(result["median"])),
+            ("min / max", f"{seconds(result['min'])} / {seconds(result['max'])}"),
+        ],
+    )
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__)
+    parser.add_argument("--starts", type=int, default=5, help="how many starts (default %(default)s)")
+    args = parser.parse_args(argv)
+    with temporary_directory(NAME) as workdir:
+        result = await measure(args.starts, workdir)
+    report(result)
+    path = write_results(NAME, result, "python -m benchmarks.startup " + " ".join(argv))
+    print(f"  written to {path.relative_to(path.parents[2])}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
