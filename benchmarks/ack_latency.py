@@ -201,6 +201,12 @@ async def measure(total: int, concurrency: int, workdir: Path) -> dict[str, Any]
                     elapsed = time.perf_counter() - started
                     cpu = meters.used()
                     request_id = ApprovalButtonValue.decode(approve_value(approval)).request_id
+                    # Decisions run after the ack, queued behind the load's other work: give them time to land.
+                    await wait_until(
+                        lambda: (found := store.approvals.get(request_id)) is not None and found.status != "pending",
+                        30,
+                        "the approver's click to be recorded",
+                    )
                     decided = store.approvals.get(request_id)
                     outcome = f"{decided.status} by {decided.decided_by}" if decided else "missing"
                 finally:
