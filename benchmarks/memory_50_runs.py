@@ -53,6 +53,7 @@ from benchmarks.common import (
 )
 from bot.requests import RunRequest
 from bot.sinks.slack_thread import SlackThreadSink
+from bot.slack_pacing import PacedWebClient
 from storage import open_store
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ async def drive(endpoint: str, slack_url: str, workdir: Path, databases: list[st
     started = time.monotonic()
     client = AsyncWebClient(token=BOT_TOKEN, base_url=slack_url, timeout=10)
     store = open_store(str(workdir / "bluegreen.db"))
-    sink = SlackThreadSink(client, store)
+    sink = SlackThreadSink(PacedWebClient(client), store)  # as bot.app.bot_runtime builds it
     engine = bench_engine(endpoint, bench_settings(workdir / "bluegreen.db"), store, [sink])
     try:
         requests = [
