@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -23,6 +23,9 @@ class PollPolicy:
     factor: float
     timeout: float
 
+    def within(self, timeout: float) -> PollPolicy:
+        return replace(self, timeout=timeout)
+
     def intervals(self):
         interval = self.first
         while True:
@@ -30,10 +33,9 @@ class PollPolicy:
             interval = min(self.maximum, interval * self.factor)
 
 
-# Inside a proxy-detached window: every 0.2 s (about 5 describe calls a second, well inside RDS's API limits).
+# Inside a proxy-detached window, and wherever a proxy's target is being restored: every 0.2 s (about 5 calls a
+# second, well inside RDS's API limits; botocore's adaptive mode slows the client down if AWS throttles it).
 CRITICAL = PollPolicy(first=0.2, maximum=0.2, factor=1.0, timeout=3900.0)
-# Short transitions outside the window (registration after create, deletion of a target).
-FAST = PollPolicy(first=0.25, maximum=2.0, factor=1.5, timeout=1800.0)
 # Long transitions: provisioning a green environment, an engine upgrade, deleting a database.
 SLOW = PollPolicy(first=0.2, maximum=20.0, factor=1.5, timeout=6 * 3600.0)
 

@@ -145,8 +145,8 @@ class StepContext:
 
     def confirm_applied(self, action: str, what: str, command: str) -> None:
         """A mutation sent by an attempt that died before AWS answered, now seen applied: record its outcome."""
-        self._record(action, f"{what} (applied before the process stopped; confirmed by describe)", None, "ok",
-                     self.clock(), command=command)  # fmt: skip
+        what = f"{what} (applied before the process stopped; confirmed by describe)"
+        self._record(action, what, None, "ok", self.clock(), command=command)
 
     def _record(
         self, action: str, what: str, request_id: str | None, outcome: str, at: float, command: str | None

@@ -249,7 +249,7 @@ class Switchover(Step):
 
         result = await polling.wait_for(
             probe,
-            policy=polling.PollPolicy(0.2, 0.2, 1.0, timeout + 600),
+            policy=polling.CRITICAL.within(timeout + 600),
             what="the switchover to finish",
         )
         ctx.windows.aws_time(sent, result.last_miss_sent)

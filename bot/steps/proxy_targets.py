@@ -33,7 +33,7 @@ async def wait_available(
         health = health_of(database, targets)
         return health if health and all(t.available for t in health) else None
 
-    policy = polling.PollPolicy(0.2, 0.2, 1.0, timeout)
+    policy = polling.CRITICAL.within(timeout)
     try:
         return await polling.wait_for(
             probe, policy=policy, what=f"{database.identifier} AVAILABLE on {registration.label}"
@@ -86,7 +86,7 @@ async def attach(ctx: StepContext, registration: Registration, database: Databas
         try:
             await polling.wait_for(
                 try_register,
-                policy=polling.PollPolicy(0.2, 0.5, 1.2, timeout),
+                policy=polling.CRITICAL.within(timeout),
                 what=f"AWS to accept registering {database.identifier} with {registration.label}",
             )
         except polling.WaitTimeout:
