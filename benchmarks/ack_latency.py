@@ -44,9 +44,9 @@ from benchmarks.common import (
     wait_until,
     write_results,
 )
-from bot.blocks import ApprovalButtonValue
-from bot.sandbox.slack import CommandResult, Message, SlackStandIn
+from handlers.blocks import ApprovalButtonValue
 from handlers.ids import ApprovalActions
+from sandbox.slack.standin import CommandResult, Message, SlackStandIn
 from storage import Store, open_store
 
 NAME = "ack_latency"

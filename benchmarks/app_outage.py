@@ -40,7 +40,7 @@ from benchmarks.proxy_detached_window import (
     last_seq,
     prepare_deployment,
 )
-from bot.sandbox.client import SandboxClient
+from sandbox.aws.client import SandboxClient
 
 NAME = "app_outage"
 PROBE_INTERVAL = 0.05

@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
-from bot.aws_gateway import AwsGateway
+from bot.aws.gateway import AwsGateway
 from bot.config import Settings, load_settings
-from bot.engine import Engine
-from bot.events import Sink
-from bot.runner import GatewayPool
+from bot.workflow.engine import Engine
+from bot.workflow.events import Sink
+from bot.workflow.runner import GatewayPool
 from storage import Store, open_store
 
 if TYPE_CHECKING:
-    from bot.sandbox.client import SandboxClient
+    from sandbox.aws.client import SandboxClient
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -127,8 +127,8 @@ class SandboxProcess:
 
     @property
     def control(self) -> SandboxClient:
-        # Imported here: `bot.sandbox` loads moto, which a measured bot process must not carry.
-        from bot.sandbox.client import SandboxClient
+        # Imported here: `sandbox.aws` loads moto, which a measured bot process must not carry.
+        from sandbox.aws.client import SandboxClient
 
         return SandboxClient(self.endpoint, timeout=30)
 

@@ -51,13 +51,13 @@ from benchmarks.common import (
     wait_until_sync,
     write_results,
 )
-from bot.requests import RunRequest
-from bot.sinks.slack_thread import SlackThreadSink
-from bot.slack_pacing import PacedWebClient
+from bot.planning.requests import RunRequest
+from handlers.pacing import PacedWebClient
+from handlers.thread.sink import SlackThreadSink
 from storage import open_store
 
 if TYPE_CHECKING:
-    from bot.sandbox.slack import RecordedCall
+    from sandbox.slack.standin import RecordedCall
 
 NAME = "memory_50_runs"
 TARGET_PEAK_RSS_MB = 200
@@ -153,7 +153,7 @@ async def drive(endpoint: str, slack_url: str, workdir: Path, databases: list[st
     started = time.monotonic()
     client = AsyncWebClient(token=BOT_TOKEN, base_url=slack_url, timeout=10)
     store = open_store(str(workdir / "bluegreen.db"))
-    sink = SlackThreadSink(PacedWebClient(client), store)  # as bot.app.bot_runtime builds it
+    sink = SlackThreadSink(PacedWebClient(client), store)  # as handlers.app.bot_runtime builds it
     engine = bench_engine(endpoint, bench_settings(workdir / "bluegreen.db"), store, [sink])
     try:
         requests = [
@@ -237,7 +237,7 @@ def rate_limit_report(calls: list[RecordedCall]) -> dict[str, Any]:
 
 
 def measure(runs: int, channels: int, workdir: Path) -> dict[str, Any]:
-    from bot.sandbox.slack import SlackStandInThread  # not at the top: the `--drive` process must not load moto
+    from sandbox.slack.standin import SlackStandInThread  # not at the top: the `--drive` process must not load moto
 
     databases = database_names(runs)
     standin = SlackStandInThread(signing_secret=new_signing_secret(), bot_token=BOT_TOKEN)

@@ -39,10 +39,10 @@ from benchmarks.common import (
     temporary_directory,
     write_results,
 )
-from bot.engine import Engine
-from bot.requests import RunRequest
-from bot.sandbox import Durations
-from bot.sandbox.client import SandboxClient
+from bot.planning.requests import RunRequest
+from bot.workflow.engine import Engine
+from sandbox.aws import Durations
+from sandbox.aws.client import SandboxClient
 
 NAME = "proxy_detached_window"
 DATABASE = "orders-pg"

@@ -24,7 +24,7 @@ from benchmarks.common import (
     temporary_directory,
     write_results,
 )
-from bot.sandbox.slack import SlackStandIn
+from sandbox.slack.standin import SlackStandIn
 
 NAME = "startup"
 

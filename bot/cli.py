@@ -9,20 +9,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib
 import json
 import os
 import sys
 from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.engine import Engine
 from bot.errors import ApprovalRefused, BadRequest, BlueGreenError
-from bot.requests import MODES, RunRequest
+from bot.planning.requests import MODES, RunRequest
 from bot.sinks.console import ConsoleSink
+from bot.workflow.engine import Engine
 from storage import open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_REQUEST = 0, 1, 2
 RUN_COMMANDS = ("create", "upgrade", "switchover", "cleanup", "rollback")
+
+# Commands served by other top-level packages, named rather than imported: the core never imports the Slack front
+# end (`handlers`) or the simulator (`sandbox`, installed with the `[sandbox]` extra).
+DELEGATED = {
+    "serve": ("handlers.app", "main"),
+    "sandbox": ("sandbox.cli", "run_sandbox"),
+    "demo": ("sandbox.demo", "run_demo"),
+}
+SANDBOX_ONLY_MODULES = {"moto", "boto3", "sandbox"}
+SANDBOX_MISSING = (
+    "`python -m bot {command}` needs the simulator, which is installed with the sandbox extra:\n"
+    "    pip install 'bluegreen-bot[sandbox]'    (or `make setup` in a checkout)"
+)
 
 
 def _default_user() -> str:
@@ -94,21 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _delegate(command: str, argv: list[str]) -> int:
+    module_name, function = DELEGATED[command]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if module_name.startswith("sandbox.") and (exc.name or "").split(".")[0] in SANDBOX_ONLY_MODULES:
+            print(SANDBOX_MISSING.format(command=command), file=sys.stderr)
+            return EXIT_BAD_REQUEST
+        raise
+    return getattr(module, function)(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "sandbox":
-        from bot.sandbox.cli import run_sandbox
-
-        return run_sandbox(argv[1:])
-    if argv and argv[0] == "demo":
-        from bot.demo import run_demo
-
-        return run_demo(argv[1:])
+    if argv and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        from bot.app import main as serve_main
-
-        return serve_main(socket_mode=args.socket)
     try:
         settings = load_settings()
     except ConfigError as exc:

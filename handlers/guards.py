@@ -18,10 +18,10 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot import blocks
-from bot.approver_resolver import ApproverResolver
 from bot.config import Environment, Settings
 from bot.errors import BadRequest, BlueGreenError
+from handlers import blocks
+from handlers.approvers import ApproverResolver
 from handlers.parsing import ParsedCommand, parse_command
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.errors import BadRequest
-from bot.requests import MODES, RUN_KINDS, Mode, RunKind, RunRequest, check_identifier, check_run_id
+from bot.planning.requests import MODES, RUN_KINDS, Mode, RunKind, RunRequest, check_identifier, check_run_id
 
 Subcommand = Literal[
     "help", "status", "plan", "create", "upgrade", "switchover", "cleanup", "rollback", "runs", "cancel"

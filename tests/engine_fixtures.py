@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from bot.aws_gateway import AwsGateway
+from bot.aws.gateway import AwsGateway
 from bot.config import Settings, load_settings
-from bot.engine import Engine
-from bot.events import Event
-from bot.requests import RunRequest
-from bot.runner import GatewayPool
-from bot.sandbox import Sandbox
+from bot.planning.requests import RunRequest
+from bot.workflow.engine import Engine
+from bot.workflow.events import Event
+from bot.workflow.runner import GatewayPool
+from sandbox.aws import Sandbox
 from storage import ApprovalRequest, Store, open_store
 
 REQUESTER, APPROVER, OUTSIDER = "U0ALICE", "U0BOB", "U0MALLORY"

@@ -22,11 +22,11 @@ import botocore.session
 from botocore import xform_name
 
 from bot.config import load_settings
-from bot.engine import Engine
 from bot.errors import ApprovalRefused
-from bot.plan import Plan, StepSpec
-from bot.requests import RunRequest
-from bot.sandbox import Sandbox
+from bot.planning.plan import Plan, StepSpec
+from bot.planning.requests import RunRequest
+from bot.workflow.engine import Engine
+from sandbox.aws import Sandbox
 from storage import Store, open_store
 from tests.engine_fixtures import APPROVER, engine_env, request, sandbox_gateways
 from tests.sandbox_fixtures import FAST_DURATIONS, make_aws_client, wait_until

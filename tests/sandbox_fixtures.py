@@ -17,8 +17,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from bot.sandbox import Durations, Sandbox
-from bot.sandbox.client import SandboxClient
+from sandbox.aws import Durations, Sandbox
+from sandbox.aws.client import SandboxClient
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"

@@ -33,19 +33,19 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_app, build_web_app
-from bot.approver_resolver import ApproverResolver
-from bot.aws_gateway import AwsGateway
+from bot.aws.gateway import AwsGateway
+from bot.aws.models import Database, ProxyTarget, Registration
 from bot.config import Settings, load_settings
-from bot.engine import DatabaseStatus, Engine
 from bot.errors import ApprovalRefused, BadRequest
-from bot.models import Database, ProxyTarget, Registration
-from bot.plan import Plan, StepSpec
-from bot.requests import RunRequest
-from bot.runner import GatewayPool
-from bot.sandbox.slack import CommandResult, Message, SlackStandIn
-from bot.sinks.slack_thread import SlackThreadSink
+from bot.planning.plan import Plan, StepSpec
+from bot.planning.requests import RunRequest
+from bot.workflow.engine import DatabaseStatus, Engine
+from bot.workflow.runner import GatewayPool
+from handlers.app import build_app, build_web_app
+from handlers.approvers import ApproverResolver
 from handlers.ids import ApprovalActions
+from handlers.thread.sink import SlackThreadSink
+from sandbox.slack.standin import CommandResult, Message, SlackStandIn
 from storage import ApprovalRequest, RunRecord, Store, open_store
 
 SIGNING_SECRET = "test-signing-secret-not-real"
@@ -95,7 +95,7 @@ def make_settings(
 
 
 def fast_client(base_url: str, *, token: str = BOT_TOKEN, timeout: float = 5) -> AsyncWebClient:
-    """Like `bot.app.build_client`, with 50 ms between retries of 5xx and connection errors (a 429 still waits
+    """Like `handlers.app.build_client`, with 50 ms between retries of 5xx and connection errors (a 429 still waits
     its Retry-After: slack_sdk's rate-limit handler ignores the interval calculator)."""
     quick = FixedValueRetryIntervalCalculator(0.05)
     return AsyncWebClient(

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import ApprovalButtonValue
-from bot.sandbox import Sandbox
-from bot.sandbox.slack import CommandResult, Message, SlackStandIn
 from bot.sinks.console import ConsoleSink
+from handlers.blocks import ApprovalButtonValue
 from handlers.guards import ReplayGuard
 from handlers.ids import ApprovalActions
+from sandbox.aws import Sandbox
+from sandbox.slack.standin import CommandResult, Message, SlackStandIn
 from tests.slack_fixtures import (
     ALICE,
     BOB,

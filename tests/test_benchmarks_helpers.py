@@ -11,7 +11,7 @@ from benchmarks.app_outage import Probe, longest_gap
 from benchmarks.common import percentile, summarise
 from benchmarks.memory_50_runs import busiest_window, rate_limit_report
 from benchmarks.proxy_detached_window import detached_windows
-from bot.sandbox.slack_state import RecordedCall
+from sandbox.slack.state import RecordedCall
 
 TARGET = "proxy-target:orders-proxy/default/orders-pg"
 DEPLOYMENT = "blue-green:bgd-1"

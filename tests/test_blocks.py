@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bot import blocks
-from bot.events import AwsCall, RunSnapshot
+from bot.workflow.events import AwsCall, RunSnapshot
+from handlers import blocks
 from handlers.ids import ApprovalActions
 from storage import RunRecord, StepRecord
 

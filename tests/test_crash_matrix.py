@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.plan import Plan
+from bot.planning.plan import Plan
 from tests.engine_fixtures import REQUESTER, request, run_to_end
 from tests.matrix_fixtures import (
     DATABASE,

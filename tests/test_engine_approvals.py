@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from bot.config import load_settings
-from bot.engine import Engine
 from bot.errors import ApprovalRefused
+from bot.workflow.engine import Engine
 from storage import open_store
 from tests.engine_fixtures import (
     APPROVER,

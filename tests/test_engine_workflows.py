@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import BadRequest
-from bot.events import Notice, RunFinished
+from bot.workflow.events import Notice, RunFinished
 from tests.engine_fixtures import (
     REQUESTER,
     calls,

@@ -16,9 +16,9 @@ import pytest
 from botocore.retries.standard import ExponentialBackoff
 
 from bot.config import load_settings
-from bot.engine import Engine
-from bot.events import Notice
-from bot.requests import RunRequest
+from bot.planning.requests import RunRequest
+from bot.workflow.engine import Engine
+from bot.workflow.events import Notice
 from storage import RunRecord, open_store
 from tests.engine_fixtures import (
     APPROVER,

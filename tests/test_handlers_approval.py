@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from bot.aws_gateway import AwsGateway
-from bot.blocks import ApprovalButtonValue
-from bot.engine import Engine
-from bot.runner import GatewayPool
-from bot.sandbox import Sandbox
-from bot.sandbox.slack import SlackStandIn
+from bot.aws.gateway import AwsGateway
+from bot.workflow.engine import Engine
+from bot.workflow.runner import GatewayPool
+from handlers.blocks import ApprovalButtonValue
 from handlers.ids import ApprovalActions
+from sandbox.aws import Sandbox
+from sandbox.slack.standin import SlackStandIn
 from tests.slack_fixtures import (
     ALICE,
     BOB,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import QUIET_LOGGERS
-from bot.sandbox.slack import SlackStandIn
+from handlers.app import QUIET_LOGGERS
+from sandbox.slack.standin import SlackStandIn
 from tests.slack_fixtures import (
     ALICE,
     BOB,

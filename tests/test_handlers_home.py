@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox.slack import SlackStandIn
+from sandbox.slack.standin import SlackStandIn
 from tests.slack_fixtures import (
     ALICE,
     DAVE,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.slack import SlackStandIn
 from handlers.ids import CreateModalActions, CreateModalBlockIds
+from sandbox.slack.standin import SlackStandIn
 from tests.slack_fixtures import (
     ALICE,
     DAVE,

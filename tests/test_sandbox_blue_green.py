@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from bot.sandbox.blue_green import CLUSTER_TASKS, INSTANCE_TASKS
+from sandbox.aws.blue_green import CLUSTER_TASKS, INSTANCE_TASKS
 from tests.sandbox_fixtures import cluster_arn, db_arn, wait_until
 
 

@@ -157,7 +157,7 @@ def test_aws_cli_sees_the_fleet_and_the_lifecycle(rds, sandbox, sandbox_client):
 
 
 def test_run_sandbox_cli_starts_prints_the_banner_and_stops_on_sigterm():
-    code = "import sys; from bot.sandbox.cli import run_sandbox; sys.exit(run_sandbox(sys.argv[1:]))"
+    code = "import sys; from sandbox.cli import run_sandbox; sys.exit(run_sandbox(sys.argv[1:]))"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--port", "0", "--speed", "10", "--proxy-mode", "native"],
         cwd=Path(__file__).resolve().parents[1],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from bot.sandbox.upgrades import MAJOR_UPGRADE_FLAG_MESSAGE, major_version
+from sandbox.aws.upgrades import MAJOR_UPGRADE_FLAG_MESSAGE, major_version
 from tests.sandbox_fixtures import wait_until
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import Sandbox
-from bot.sandbox.slack import SlackStandIn
+from sandbox.aws import Sandbox
+from sandbox.slack.standin import SlackStandIn
 from storage import Store, open_store
 from tests.slack_fixtures import (
     ALICE,

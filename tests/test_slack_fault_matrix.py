@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import Sandbox
-from bot.sandbox.slack import Message, SlackStandIn
+from sandbox.aws import Sandbox
+from sandbox.slack.standin import Message, SlackStandIn
 from storage import Store
 from tests.slack_fixtures import (
     ALICE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.slack_pacing import Budget, PacedWebClient, TokenBucket
+from handlers.pacing import Budget, PacedWebClient, TokenBucket
 
 
 class FakeClock:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.events import (
+from bot.workflow.events import (
     ApprovalDecided,
     ApprovalRequested,
     AwsCall,
@@ -21,9 +21,9 @@ from bot.events import (
     StepChanged,
     StepReport,
 )
-from bot.sandbox.slack import SlackStandIn
-from bot.sinks.slack_thread import SlackThreadSink, message_tag
 from handlers.ids import ApprovalActions
+from handlers.thread.sink import SlackThreadSink, message_tag
+from sandbox.slack.standin import SlackStandIn
 from storage import Store, open_store
 from tests.slack_fixtures import ALICE, BOB, OPS, fast_client, slack_fixture  # noqa: F401  (the `slack` fixture)
 

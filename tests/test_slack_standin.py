@@ -25,7 +25,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.sandbox.slack import SlackStandIn, SlackStandInThread
+from sandbox.slack.standin import SlackStandIn, SlackStandInThread
 
 SECRET = "test-signing-secret-123"
 TOKEN = "xoxb-standin"

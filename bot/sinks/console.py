@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from bot.events import (
+from bot.workflow.events import (
     ApprovalDecided,
     ApprovalRequested,
     Event,

@@ -1,0 +1,336 @@
+"""The facade the CLI and the Slack handlers use. Handlers never reach past it to the runner, steps or AWS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from bot.aws.gateway import AwsGateway, health_of
+from bot.aws.models import Database, Deployment, ProxyTarget, Registration
+from bot.config import Environment, Settings
+from bot.errors import ApprovalRefused, BadRequest
+from bot.planning.plan import Observed, Plan, build_plan
+from bot.planning.requests import RunRequest, check_run_id
+from bot.workflow.events import ApprovalDecided, RunSnapshot, Sink
+from bot.workflow.runner import EventBus, GatewayPool, Runner, add_steps, process_owner, snapshot_of
+from bot.workflow.steps import approval, blue_green, cleanup, engine_upgrade, proxy_targets  # noqa: F401  (the catalogue)
+from storage import ApprovalRequest, LockConflict, RunRecord, Store
+
+log = logging.getLogger(__name__)
+
+# Decides whether a user may approve in an environment (Slack resolves user groups; the CLI compares ids).
+ApproverCheck = Callable[[str, Environment], Awaitable[bool]]
+
+REAPER_INTERVAL = 5.0
+
+
+async def ids_only(user: str, env: Environment) -> bool:
+    return user in env.approvers
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStatus:
+    database: Database
+    registrations: list[Registration]
+    targets: list[ProxyTarget]  # the database's own target entries on those target groups, health included
+    deployment: Deployment | None
+    active_run: RunRecord | None
+
+
+def deployment_name(database: str, run_id: str) -> str:
+    return f"bg-{database[:45]}-{run_id[2:]}"
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: Settings,
+        sinks: Sequence[Sink] = (),
+        approver_check: ApproverCheck | None = None,
+        owner: str | None = None,
+        gateways: GatewayPool | None = None,
+        lease_ttl: float | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.approver_check = approver_check or ids_only
+        self.owner = owner or process_owner()
+        self.gateways = gateways or GatewayPool()
+        self.bus = EventBus(sinks)
+        runner_kwargs = {"lease_ttl": lease_ttl} if lease_ttl else {}
+        self.runner = Runner(
+            store=store, settings=settings, gateways=self.gateways, bus=self.bus, owner=self.owner, **runner_kwargs
+        )
+        self._tasks: dict[str, asyncio.Task[bool]] = {}
+        self._observing: dict[tuple[str, str], asyncio.Future[Observed]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    def _env(self, name: str | None) -> Environment:
+        return self.settings.environment(name)
+
+    def _gateway(self, env: Environment) -> AwsGateway:
+        return self.gateways.get(env)
+
+    # ----- reads ----------------------------------------------------------------------------------------------
+
+    async def _database(self, gateway: AwsGateway, identifier: str) -> Database:
+        database = await gateway.database(identifier)
+        if database is None:
+            raise BadRequest(
+                f"no DB instance or Aurora cluster named `{identifier}` in this account and region.",
+                fix="`status <db>` shows what the bot can see; check the spelling and the environment.",
+            )
+        return database
+
+    async def observe(self, request: RunRequest) -> Observed:
+        """What AWS says about the database. Identical look-ups in flight at the same moment (a burst of `status`
+        or `plan` for one database) share one set of AWS calls; nothing is kept once they are answered."""
+        key = (request.environment, request.database)
+        pending = self._observing.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._observe(request))
+            self._observing[key] = pending
+            pending.add_done_callback(lambda _: self._observing.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _observe(self, request: RunRequest) -> Observed:
+        gateway = self._gateway(self._env(request.environment))
+        database = await self._database(gateway, request.database)
+        registrations, deployments, switched = await asyncio.gather(
+            gateway.registrations(database),
+            gateway.deployments_for(database),
+            gateway.deployments_for(database, role="target"),
+        )
+        targets: list[ProxyTarget] = []
+        for registration in registrations:
+            targets += health_of(database, await gateway.targets(registration.proxy, registration.target_group))
+        green = None
+        live = next((d for d in deployments if d.status != "DELETING"), None)
+        if live and live.target_arn:
+            green = await gateway.database_by_arn(live.target_arn)
+        return Observed(database, registrations, targets, deployments, switched, green)
+
+    async def status(self, database: str, environment: str | None = None) -> DatabaseStatus:
+        request = RunRequest(kind="create", database=database, requester="status", environment=environment or "default")
+        observed = await self.observe(request)
+        active = self.store.runs.list(active_only=True, database=observed.database.identifier, limit=1)
+        deployment = observed.deployments[0] if observed.deployments else None
+        if deployment is None and observed.switched_deployments:
+            deployment = observed.switched_deployments[0]
+        return DatabaseStatus(
+            observed.database, observed.registrations, observed.targets, deployment, active[0] if active else None
+        )
+
+    async def plan(self, request: RunRequest) -> Plan:
+        env = self._env(request.environment)
+        observed = await self.observe(request)
+        return build_plan(request, observed, switchover_timeout=env.switchover_timeout)
+
+    async def databases(self, environment: str | None = None) -> list[Database]:
+        return await self._gateway(self._env(environment)).databases()
+
+    async def upgrade_targets(self, database: str, environment: str | None = None) -> list[str]:
+        gateway = self._gateway(self._env(environment))
+        return await gateway.upgrade_targets(await self._database(gateway, database))
+
+    def runs(self, *, active_only: bool = False, limit: int = 20) -> list[RunRecord]:
+        return self.store.runs.list(active_only=active_only, limit=limit)
+
+    def snapshot(self, run_id: str) -> RunSnapshot | None:
+        if self.store.runs.get(run_id) is None:
+            return None
+        return snapshot_of(self.store, run_id)
+
+    # ----- starting and driving runs --------------------------------------------------------------------------
+
+    async def start(self, request: RunRequest) -> RunRecord:
+        env = self._env(request.environment)
+        observed = await self.observe(request)
+        plan = build_plan(request, observed, switchover_timeout=env.switchover_timeout)
+        registrations = observed.registrations
+        if request.kind == "rollback":
+            registrations = self._recorded_registrations(observed.database.identifier) or registrations
+        resources = [f"db:{observed.database.identifier}", *sorted({f"proxy:{r.proxy}" for r in registrations})]
+        params = {k: v for k, v in request.params().items() if v is not None}
+        try:
+            with self.store.atomic():
+                run = self.store.runs.create(
+                    kind=request.kind,
+                    database=observed.database.identifier,
+                    params=params,
+                    requester=request.requester,
+                    environment=env.name,
+                    channel=request.channel,
+                    strategy=plan.strategy,
+                    meta={
+                        "registrations": [r.to_dict() for r in registrations],
+                        "database_kind": observed.database.kind,
+                        "plan_reason": plan.reason,
+                        "detached_estimate": plan.detached_estimate,
+                    },
+                )
+                self.store.locks.acquire(run.id, resources)
+                self.store.runs.merge_meta(run.id, {"deployment_name": deployment_name(run.database, run.id)})
+                add_steps(self.store, run.id, plan.steps)
+                self.store.audit.append(
+                    actor=request.requester,
+                    action=f"run:requested:{request.kind}",
+                    run_id=run.id,
+                    detail={"database": run.database, "params": params, "strategy": plan.strategy},
+                )
+        except LockConflict as exc:
+            raise BadRequest(
+                f"run {exc.holder_run_id} is already active on {exc.resource.split(':', 1)[1]}.",
+                fix=f"Wait for it to finish, or `cancel {exc.holder_run_id}`.",
+            ) from None
+        self._spawn(run.id)
+        fresh = self.store.runs.get(run.id)
+        assert fresh is not None
+        return fresh
+
+    def _recorded_registrations(self, database: str) -> list[Registration]:
+        for run in self.store.runs.list(database=database, limit=50):
+            if run.kind == "create" and run.meta.get("registrations"):
+                return [Registration.from_dict(r) for r in run.meta["registrations"]]
+        return []
+
+    def _spawn(self, run_id: str, *, resumed: bool = False) -> None:
+        if run_id in self._tasks and not self._tasks[run_id].done():
+            return
+        task = asyncio.get_running_loop().create_task(self.runner.drive(run_id, resumed=resumed))
+        self._tasks[run_id] = task
+
+    async def resume_unfinished(self) -> list[str]:
+        resumed = []
+        for run in self.store.runs.unfinished():
+            if run.id in self._tasks and not self._tasks[run.id].done():
+                continue
+            if self.runner.claim(run.id):
+                self.store.leases.release(run.id, self.owner)
+                self._spawn(run.id, resumed=True)
+                resumed.append(run.id)
+        return resumed
+
+    def start_reaper(self) -> None:
+        """Long-running processes pick up runs whose process died (expired or orphaned leases)."""
+
+        async def reap() -> None:
+            while True:
+                try:
+                    await self.resume_unfinished()
+                except Exception:
+                    log.exception("resuming unfinished runs failed")
+                await asyncio.sleep(REAPER_INTERVAL)
+
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().create_task(reap())
+
+    async def wait(self, run_id: str, within: float | None = None) -> RunRecord:
+        deadline = None if within is None else time.monotonic() + within
+        while True:
+            run = self.store.runs.get(run_id)
+            if run is None:
+                raise BadRequest(f"no run {run_id}")
+            task = self._tasks.get(run_id)
+            if not run.is_active and (task is None or task.done()):
+                await self.bus.drain()
+                return run
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still {run.status} after {within} s")
+            if task is not None and not task.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), 0.5)
+            else:
+                await asyncio.sleep(0.2)
+
+    # ----- decisions ------------------------------------------------------------------------------------------
+
+    async def approve(self, request_id: str, user: str, fingerprint: str | None = None) -> ApprovalRequest:
+        return await self._decide(request_id, user, fingerprint, "approved")
+
+    async def reject(self, request_id: str, user: str, fingerprint: str | None = None) -> ApprovalRequest:
+        return await self._decide(request_id, user, fingerprint, "rejected")
+
+    async def _decide(self, request_id: str, user: str, fingerprint: str | None, decision: str) -> ApprovalRequest:
+        request = self.store.approvals.get(request_id)
+        if request is None:
+            raise ApprovalRefused(f"no approval request `{request_id}`.")
+        run = self.store.runs.get(request.run_id)
+        assert run is not None
+        refusal = await self._refusal(request, run, user, fingerprint, decision)
+        if refusal:
+            self.store.audit.append(
+                actor=user,
+                action=f"approval:refused:{decision}",
+                run_id=run.id,
+                detail={"request_id": request_id, "reason": refusal},
+            )
+            raise ApprovalRefused(refusal)
+        if not self.store.approvals.decide(request_id, user=user, decision=decision):
+            latest = self.store.approvals.get(request_id)
+            assert latest is not None
+            raise ApprovalRefused(f"already {latest.status} by {latest.decided_by or 'the bot'}; nothing changed.")
+        self.store.audit.append(
+            actor=user, action=f"approval:{decision}", run_id=run.id, detail={"request_id": request_id}
+        )
+        decided = self.store.approvals.get(request_id)
+        assert decided is not None
+        return decided
+
+    async def _refusal(
+        self, request: ApprovalRequest, run: RunRecord, user: str, fingerprint: str | None, decision: str
+    ) -> str | None:
+        if request.status != "pending":
+            who = f" by {request.decided_by}" if request.decided_by else ""
+            return f"this request was already {request.status}{who}; nothing changed."
+        if time.time() >= request.expires_at:
+            if self.store.approvals.expire(request.id):
+                self.bus.publish(
+                    ApprovalDecided(snapshot_of(self.store, run.id), request.id, "expired", None, time.time())
+                )
+            return "this approval request has expired; the run will ask again if it is retried."
+        if fingerprint is not None and fingerprint != request.fingerprint:
+            return "the plan changed since this request was posted; approve the newer request in the thread."
+        if run.plan_fingerprint and run.plan_fingerprint != request.fingerprint and request.kind == "switchover":
+            return "the plan changed since this request was posted; a new approval request will follow."
+        if decision == "rejected" and user == request.requested_by:
+            return None  # the requester may always withdraw their own request
+        if user == request.requested_by:
+            return "you requested this run: a second person must approve it (two-person rule)."
+        if not await self.approver_check(user, self._env(run.environment)):
+            return "you are not an approver for this environment; ask one of the approvers mentioned above."
+        return None
+
+    async def cancel(self, run_id: str, user: str) -> RunRecord:
+        check_run_id(run_id)
+        run = self.store.runs.get(run_id)
+        if run is None:
+            raise BadRequest(f"no run `{run_id}`.", fix="`runs` lists the active runs.")
+        if not run.is_active:
+            raise BadRequest(f"run {run_id} already ended ({run.status}).")
+        with self.store.atomic():
+            self.store.runs.merge_meta(run_id, {"cancel_requested": {"by": user, "at": time.time()}})
+            self.store.audit.append(actor=user, action="run:cancel-requested", run_id=run_id, detail={})
+        fresh = self.store.runs.get(run_id)
+        assert fresh is not None
+        return fresh
+
+    async def aclose(self) -> None:
+        if self._reaper:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for task in self._tasks.values():
+            if not task.done():
+                task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.bus.aclose()
+        await self.gateways.aclose()

@@ -1,0 +1,421 @@
+"""The durable loop. One run at a time per lease: take the lease, run the next unfinished step, persist every
+transition before moving on, publish events, and compensate when something fails while a proxy is detached.
+
+The steps table is the plan of record: a resumed run (new process, expired lease) carries on from the first step
+that is not finished, and every step observes AWS before acting, so no mutation is repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bot.aws.gateway import AwsGateway
+from bot.config import Environment, Settings
+from bot.errors import BlueGreenError, RunCancelled
+from bot.planning.plan import StepSpec
+from bot.workflow import failpoints, monitoring
+from bot.workflow.events import Event, Notice, RunFinished, RunSnapshot, RunStarted, Sink, StepChanged, StepReport
+from bot.workflow.steps import base as step_base
+from bot.workflow.steps.base import PlanChanged, Replan, RunEnded, StepContext
+from bot.workflow.windows import WindowLedger
+from storage import StepRecord, Store
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL = 15.0
+UNFINISHED_STEP = ("waiting", "running")
+REGISTERING_STEPS = {"reattach", "verify_native_targets", "ensure_registered"}
+
+
+def process_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """A lease held by a process of this host that no longer exists can be taken over at once."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class EventBus:
+    """Hands events to every sink through its own queue, so a slow sink (Slack being rate limited) never holds up
+    a step inside a proxy-detached window. Per sink, order is kept."""
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self._sinks = list(sinks)
+        self._queues: list[asyncio.Queue[Event]] = []
+        self._workers: list[asyncio.Task[None]] = []
+
+    def _start(self) -> None:
+        if self._workers:
+            return
+        for sink in self._sinks:
+            queue: asyncio.Queue[Event] = asyncio.Queue()
+            self._queues.append(queue)
+            self._workers.append(asyncio.get_running_loop().create_task(self._work(sink, queue)))
+
+    def publish(self, event: Event) -> None:
+        self._start()
+        for queue in self._queues:
+            queue.put_nowait(event)
+
+    @staticmethod
+    async def _work(sink: Sink, queue: asyncio.Queue[Event]) -> None:
+        while True:
+            event = await queue.get()
+            try:
+                await sink.emit(event)
+            except Exception:  # a sink must never break a run
+                log.exception("sink %s failed on %s", type(sink).__name__, type(event).__name__)
+            finally:
+                queue.task_done()
+
+    async def drain(self) -> None:
+        for queue in self._queues:
+            await queue.join()
+
+    async def aclose(self) -> None:
+        await self.drain()
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._workers.clear()
+        self._queues.clear()
+
+
+class GatewayPool:
+    """One AWS gateway per environment (region and role)."""
+
+    def __init__(self, factory: Callable[[Environment], AwsGateway] | None = None) -> None:
+        self._factory = factory or (lambda env: AwsGateway(region=env.region, role_arn=env.role_arn))
+        self._gateways: dict[str, AwsGateway] = {}
+
+    def get(self, env: Environment) -> AwsGateway:
+        if env.name not in self._gateways:
+            self._gateways[env.name] = self._factory(env)
+        return self._gateways[env.name]
+
+    async def aclose(self) -> None:
+        for gateway in self._gateways.values():
+            await gateway.close()
+        self._gateways.clear()
+
+
+def snapshot_of(store: Store, run_id: str) -> RunSnapshot:
+    run = store.runs.get(run_id)
+    assert run is not None
+    return RunSnapshot(run=run, steps=store.steps.list(run_id))
+
+
+def add_steps(store: Store, run_id: str, specs: Sequence[StepSpec]) -> list[StepRecord]:
+    """Persist steps with their spec (kind, params, aws commands) so a resumed run rebuilds them exactly."""
+    with store.atomic():
+        records = store.steps.add(run_id, [(spec.kind, spec.title) for spec in specs])
+        for record, spec in zip(records, specs, strict=True):
+            store.steps.merge_state(run_id, record.idx, {"spec": spec.to_dict()})
+    return records
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: Settings,
+        gateways: GatewayPool,
+        bus: EventBus,
+        owner: str,
+        lease_ttl: float = LEASE_TTL,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.gateways = gateways
+        self.bus = bus
+        self.owner = owner
+        self.lease_ttl = lease_ttl
+        self._reports: set[asyncio.Task[None]] = set()
+
+    # ----- leases ---------------------------------------------------------------------------------------------
+
+    def claim(self, run_id: str) -> bool:
+        if self.store.leases.claim(run_id, self.owner, self.lease_ttl):
+            return True
+        lease = self.store.leases.get(run_id)
+        if lease is not None and owner_is_dead(lease.owner):
+            log.info("run %s: lease holder %s is gone; taking over", run_id, lease.owner)
+            return self.store.leases.claim(run_id, self.owner, self.lease_ttl, force=True)
+        return False
+
+    async def _keep_lease(self, run_id: str, task: asyncio.Task[Any]) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ttl / 3)
+            if not self.store.leases.renew(run_id, self.owner, self.lease_ttl):
+                log.error("run %s: lost its lease; stopping here so two processes never drive one run", run_id)
+                task.cancel()
+                return
+
+    async def drive(self, run_id: str, *, resumed: bool = False) -> bool:
+        """Run `run_id` to its end (or until the process stops). False if another live process owns it."""
+        if not self.claim(run_id):
+            return False
+        current = asyncio.current_task()
+        assert current is not None
+        keeper = asyncio.get_running_loop().create_task(self._keep_lease(run_id, current))
+        try:
+            await self._loop(run_id, resumed)
+        except Exception:
+            # A bug in the runner itself: leave the run active so that it is resumed (and compensated), loudly.
+            log.exception("run %s: the runner failed; the run stays active and will be resumed", run_id)
+            self.store.audit.append(actor="bluegreen-bot", action="run:runner-error", run_id=run_id, detail={})
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            self.store.leases.release(run_id, self.owner)
+        return True
+
+    # ----- the loop -------------------------------------------------------------------------------------------
+
+    def publish(self, run_id: str, factory: Callable[[RunSnapshot], Event]) -> None:
+        self.bus.publish(factory(snapshot_of(self.store, run_id)))
+
+    async def _loop(self, run_id: str, resumed: bool) -> None:
+        run = self.store.runs.get(run_id)
+        if run is None or not run.is_active:
+            return
+        env = self.settings.environment(run.environment)
+        gateway = self.gateways.get(env)
+        if run.status == "pending":
+            self.store.runs.set_status(run_id, "running")
+        self.publish(run_id, lambda s: RunStarted(s, resumed=resumed))
+        if resumed:
+            self.store.audit.append(
+                actor="bluegreen-bot", action="run:resumed", run_id=run_id, detail={"by": self.owner}
+            )
+        while True:
+            run = self.store.runs.get(run_id)
+            assert run is not None
+            if not run.is_active:
+                return
+            step = next((s for s in self.store.steps.list(run_id) if s.status in UNFINISHED_STEP), None)
+            if step is None:
+                ending = run.meta.get("ending") or {"status": "succeeded", "error": None}
+                await self._finish(run_id, ending["status"], ending.get("error"))
+                return
+            try:
+                await self._execute(run_id, step, gateway, env)
+            except PlanChanged as exc:
+                self._ask_again(run_id, str(exc))
+            except RunEnded as exc:
+                self._skip_rest(run_id, step.idx, exc.status)
+                await self._finish(run_id, exc.status, exc.message)
+                return
+            except Exception as exc:  # every failure is handled the same way: compensate, then end
+                await self._fail(run_id, step, exc)
+
+    async def _execute(self, run_id: str, step: StepRecord, gateway: AwsGateway, env: Environment) -> None:
+        spec = step.state.get("spec", {"kind": step.name, "params": {}})
+        implementation = step_base.lookup(spec["kind"])
+        run = self.store.runs.get(run_id)
+        assert run is not None
+        if implementation.interruptible and run.meta.get("cancel_requested"):
+            raise RunCancelled(f"cancelled by {run.meta['cancel_requested'].get('by', 'an operator')}")
+        failpoints.hit(f"before-step:{spec['kind']}")
+        self.store.steps.start(run_id, step.idx)
+        self.publish(run_id, lambda s: StepChanged(s, step.idx))
+        ledger = WindowLedger(self.store, run_id)
+        ctx = StepContext(
+            run_id=run_id,
+            idx=step.idx,
+            params=dict(spec.get("params", {})),
+            gateway=gateway,
+            store=self.store,
+            env=env,
+            windows=ledger,
+            publish=lambda factory: self.publish(run_id, factory),
+        )
+        registrations = ctx.registrations()
+        # Inside a detached window every extra call lengthens the outage: watch before and after it, not during.
+        before = asyncio.ensure_future(self._snapshot_unless_detached(gateway, ledger, registrations))
+        try:
+            outcome = await implementation.run(ctx)
+        except BaseException:
+            self._report_later(run_id, step.idx, ctx, before, None)
+            raise
+        after = asyncio.ensure_future(self._after_checks(gateway, env, spec["kind"], ctx.registrations(), ledger))
+        if spec["kind"] in REGISTERING_STEPS and env.require_probe:
+            await self._require_probe(after)
+        if isinstance(outcome, Replan):
+            self._replan(run_id, step.idx, outcome)
+            ctx.say(outcome.reason)
+        else:
+            self.store.steps.finish(run_id, step.idx, "done")
+        failpoints.hit(f"after-step:{spec['kind']}")
+        self.publish(run_id, lambda s: StepChanged(s, step.idx))
+        self._report_later(run_id, step.idx, ctx, before, after)
+
+    @staticmethod
+    async def _snapshot_unless_detached(
+        gateway: AwsGateway, ledger: WindowLedger, registrations: list
+    ) -> dict[str, Any]:
+        if ledger.open_windows():
+            return {}
+        return await monitoring.proxy_snapshot(gateway, registrations)
+
+    async def _after_checks(
+        self, gateway: AwsGateway, env: Environment, kind: str, registrations: list, ledger: WindowLedger
+    ) -> dict[str, Any]:
+        checks: dict[str, Any] = {"proxies": await self._snapshot_unless_detached(gateway, ledger, registrations)}
+        if kind in REGISTERING_STEPS:
+            checks["connectivity"] = await monitoring.probe_proxies(gateway, registrations, dict(env.proxy_probes))
+        return checks
+
+    @staticmethod
+    async def _require_probe(after: asyncio.Future[dict[str, Any]]) -> None:
+        checks = await after
+        failed = [label for label, result in checks.get("connectivity", {}).items() if not result.get("ok")]
+        if failed:
+            raise step_base.StepFailed(
+                f"applications cannot connect through {', '.join(failed)} (required probe)",
+                fix="Check the proxy endpoint, its security groups and the database's credentials secret.",
+            )
+
+    def _report_later(
+        self,
+        run_id: str,
+        idx: int,
+        ctx: StepContext,
+        before: asyncio.Future[dict[str, Any]],
+        after: asyncio.Future[dict[str, Any]] | None,
+    ) -> None:
+        """Attach the monitoring to the step and post its report without delaying the next step."""
+
+        async def report() -> None:
+            lines = list(ctx.lines)
+            monitor: dict[str, Any] = {}
+            try:
+                monitor["before"] = await before
+                if after is not None:
+                    monitor["after"] = await after
+            except Exception as exc:  # monitoring is advisory
+                monitor["error"] = f"unavailable: {exc}"
+            self.store.steps.merge_observed(run_id, idx, {"monitor": monitor})
+            for label, snapshot in monitor.get("after", {}).get("proxies", {}).items():
+                lines.append("after: " + monitoring.describe_snapshot(label, snapshot))
+            for label, result in monitor.get("after", {}).get("connectivity", {}).items():
+                verdict = {True: "ok", False: "FAILED", None: "unavailable"}[result.get("ok")]
+                lines.append(f"connectivity through {label}: {verdict} ({result.get('detail')})")
+            self.publish(run_id, lambda s: StepReport(s, idx, lines, list(ctx.calls)))
+
+        task = asyncio.ensure_future(report())
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    def _replan(self, run_id: str, idx: int, replan: Replan) -> None:
+        with self.store.atomic():
+            self.store.steps.finish(run_id, idx, "skipped", detail=replan.reason)
+            self._skip_rest(run_id, idx, "skipped")
+            add_steps(self.store, run_id, replan.steps)
+            self.store.runs.update(run_id, strategy=replan.strategy)
+            self.store.audit.append(
+                actor="bluegreen-bot", action="run:replanned", run_id=run_id, detail={"reason": replan.reason}
+            )
+        self.publish(run_id, lambda s: Notice(s, replan.reason, broadcast=True))
+
+    def _skip_rest(self, run_id: str, after_idx: int, status: str = "skipped") -> None:
+        for later in self.store.steps.list(run_id):
+            if later.idx > after_idx and later.status == "waiting":
+                self.store.steps.finish(run_id, later.idx, "skipped" if status != "cancelled" else "cancelled")
+
+    def _ask_again(self, run_id: str, reason: str) -> None:
+        """The plan changed after approval: run the preflight and the gate again."""
+        steps = self.store.steps.list(run_id)
+        first = next((s.idx for s in steps if s.name in {"preflight_switchover", "preflight_create"}), 0)
+        with self.store.atomic():
+            for record in steps:
+                if record.idx >= first and record.status in {"done", "running"}:
+                    self.store.steps.reset(run_id, record.idx, detail=reason)
+            self.store.runs.merge_meta(run_id, {"approved_fingerprint": None})
+        self.publish(run_id, lambda s: Notice(s, f"{reason}. Checking again and asking for a new approval."))
+
+    async def _fail(self, run_id: str, step: StepRecord, exc: BaseException) -> None:
+        cancelled = isinstance(exc, RunCancelled)
+        message = str(exc) if isinstance(exc, BlueGreenError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, BlueGreenError):
+            log.exception("run %s: step %s failed unexpectedly", run_id, step.name)
+        status = "cancelled" if cancelled else "failed"
+        current = self.store.steps.get(run_id, step.idx)
+        run = self.store.runs.get(run_id)
+        assert run is not None
+        already_compensating = run.status == "compensating"
+        with self.store.atomic():
+            if current.status == "running" or (cancelled and current.status == "waiting"):
+                self.store.steps.finish(run_id, step.idx, "cancelled" if cancelled else "failed", detail=message)
+            self._skip_rest(run_id, step.idx, status)
+            open_windows = WindowLedger(self.store, run_id).open_windows()
+            if already_compensating:
+                detached = ", ".join(open_windows) or "none on record"
+                message = f"COMPENSATION FAILED; still detached: {detached}. {message}"
+                self.store.runs.merge_meta(run_id, {"ending": {"status": "failed", "error": message}})
+            elif open_windows:
+                # A proxy has no target: put it back before anything else.
+                self.store.runs.set_status(run_id, "compensating")
+                self.store.runs.merge_meta(run_id, {"ending": {"status": status, "error": message}})
+                add_steps(
+                    self.store,
+                    run_id,
+                    [
+                        StepSpec(
+                            "reattach",
+                            f"Compensate: register {run.database} with {', '.join(open_windows)} again",
+                            {"only_open": True},
+                        )
+                    ],
+                )
+            else:
+                self.store.runs.merge_meta(run_id, {"ending": {"status": status, "error": message}})
+            self.store.audit.append(
+                actor="bluegreen-bot",
+                action="step:failed",
+                run_id=run_id,
+                detail={"step": step.name, "error": message, "compensating": bool(open_windows)},
+            )
+        text = f"Step failed: {message}"
+        if open_windows and not already_compensating:
+            text += f". Registering {run.database} with {', '.join(open_windows)} again now."
+        self.publish(run_id, lambda s: StepChanged(s, step.idx))
+        self.publish(run_id, lambda s: Notice(s, text, broadcast=True))
+
+    async def _finish(self, run_id: str, status: str, error: str | None) -> None:
+        # Reports of the last steps first, then the summary.
+        if self._reports:
+            await asyncio.gather(*list(self._reports), return_exceptions=True)
+        with self.store.atomic():
+            run = self.store.runs.set_status(run_id, status, error=error)
+            self.store.locks.release(run_id)
+            self.store.audit.append(
+                actor="bluegreen-bot", action=f"run:{status}", run_id=run_id, detail={"error": error}
+            )
+        windows = {
+            label: {k: v for k, v in window.items() if k in {"seconds", "overhead_seconds", "aws_seconds"}}
+            for label, window in run.summary.get("windows", {}).items()
+        }
+        self.publish(run_id, lambda s: RunFinished(s, status, error, windows))

@@ -1,0 +1,128 @@
+"""Gates: the two-person approval and the maintenance window. Both wait durably and can be cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from bot.planning.fingerprint import plan_fingerprint
+from bot.workflow.events import ApprovalDecided, ApprovalRequested
+from bot.workflow.steps.base import Replan, RunEnded, Step, StepContext, StepFailed, step
+
+GATE_POLL_SECONDS = 0.25
+WINDOW_POLL_SECONDS = 5.0
+
+ACTIONS = {
+    "switchover": "switch production over to green (the proxy is detached for the duration where the strategy"
+    " requires it)",
+    "delete_old": "delete the old blue database, keeping a final snapshot",
+}
+
+
+def gate_fingerprint(ctx: StepContext, kind: str) -> str:
+    run = ctx.run
+    if kind == "switchover":
+        if not run.plan_fingerprint:
+            raise StepFailed("no plan fingerprint recorded: the preflight did not run")
+        return run.plan_fingerprint
+    return plan_fingerprint(kind=kind, deployment=run.meta.get("deployment_id"), blue=run.meta.get("blue_arn"))
+
+
+@step
+class ApprovalGate(Step):
+    kind = "approval"
+
+    async def run(self, ctx: StepContext) -> Replan | None:
+        kind = str(ctx.params.get("kind", "switchover"))
+        fingerprint = gate_fingerprint(ctx, kind)
+        approvals = ctx.store.approvals
+        request = approvals.latest(ctx.run_id, kind)
+        if request and request.status == "approved" and request.fingerprint == fingerprint:
+            ctx.remember(approved_fingerprint=fingerprint)
+            ctx.say(f"approved by {request.decided_by} earlier")
+            return None
+        run = ctx.run
+        if request is None or request.status != "pending" or request.fingerprint != fingerprint:
+            approvers = sorted(ctx.env.approvers)
+            request = approvals.request(
+                run_id=ctx.run_id,
+                kind=kind,
+                fingerprint=fingerprint,
+                requested_by=run.requester,
+                approvers=approvers,
+                expires_at=ctx.clock() + ctx.env.approval_ttl,
+            )
+            ctx.store.audit.append(
+                actor="bluegreen-bot",
+                action="approval:requested",
+                run_id=ctx.run_id,
+                detail={"request_id": request.id, "kind": kind, "fingerprint": fingerprint, "approvers": approvers},
+            )
+        ctx.set_run_status("waiting_approval")
+        current = request
+        facts = {str(k): str(v) for k, v in run.meta.get("facts", {}).items()}
+        ctx.publish(
+            lambda snapshot: ApprovalRequested(
+                snapshot,
+                request_id=current.id,
+                kind=kind,
+                fingerprint=current.fingerprint,
+                requester=current.requested_by,
+                approvers=list(current.approvers),
+                expires_at=current.expires_at,
+                action=ACTIONS.get(kind, kind),
+                facts=facts,
+            )
+        )
+        while True:
+            ctx.check_cancel()
+            request = approvals.get(current.id)
+            assert request is not None
+            if request.status == "pending" and ctx.clock() >= request.expires_at and approvals.expire(request.id):
+                request = approvals.get(current.id)
+                assert request is not None
+            if request.status != "pending":
+                break
+            await asyncio.sleep(GATE_POLL_SECONDS)
+        decided = request
+        ctx.publish(
+            lambda snapshot: ApprovalDecided(
+                snapshot, decided.id, decided.status, decided.decided_by, decided.decided_at or ctx.clock()
+            )
+        )
+        ctx.observe(decision=decided.status, by=decided.decided_by, request=decided.id)
+        if decided.status == "approved":
+            ctx.remember(approved_fingerprint=decided.fingerprint)
+            ctx.set_run_status("running")
+            ctx.say(f"approved by {decided.decided_by}")
+            return None
+        if decided.status == "rejected":
+            raise RunEnded(f"rejected by {decided.decided_by}", status="rejected")
+        if decided.status == "expired":
+            raise RunEnded("the approval request expired before anyone approved it", status="expired")
+        raise StepFailed(f"approval request {decided.id} was {decided.status}")
+
+
+@step
+class MaintenanceWindowGate(Step):
+    kind = "maintenance_window"
+
+    async def run(self, ctx: StepContext) -> Replan | None:
+        window = ctx.env.maintenance_window
+        if window is None:
+            ctx.say("no maintenance window configured for this environment")
+            return None
+        now = dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
+        if not window.contains(now):
+            opening = window.next_opening(now)
+            ctx.set_run_status("waiting_window")
+            ctx.notify(
+                f"Outside the maintenance window ({window.text} UTC): waiting until {opening:%a %H:%M} UTC."
+                " `cancel` stops the run safely."
+            )
+            while not window.contains(dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)):
+                ctx.check_cancel()
+                await asyncio.sleep(WINDOW_POLL_SECONDS)
+            ctx.set_run_status("running")
+        ctx.say(f"inside the maintenance window ({window.text} UTC)")
+        return None

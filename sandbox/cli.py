@@ -1,0 +1,76 @@
+"""`python -m bot sandbox`: run the sandbox AWS in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from types import FrameType
+
+from sandbox.aws.fleet import FLEET_PROXIES, describe_fleet
+from sandbox.aws.runtime import Sandbox
+
+DEFAULT_PORT = 4566
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot sandbox", description="Run the simulated RDS/RDS Proxy AWS.")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (default %(default)s, 0 = any)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    parser.add_argument(
+        "--proxy-mode",
+        choices=("legacy", "native"),
+        default="legacy",
+        help="RDS Proxy personality: legacy refuses blue/green for proxy targets, native follows switchovers",
+    )
+    parser.add_argument("--speed", type=float, default=1.0, help="time factor: 10 makes every phase 10x shorter")
+    parser.add_argument("--no-fleet", action="store_true", help="start empty instead of with the sample fleet")
+    return parser
+
+
+def banner(sandbox: Sandbox) -> str:
+    state = sandbox.control.state()
+    listeners = state["listeners"]
+    lines = [
+        f"Sandbox AWS listening on {sandbox.endpoint} (personality: {state['proxy_mode']}, speed {state['speed']:g})",
+        "",
+        "Point AWS clients at it:",
+        f"  export AWS_ENDPOINT_URL={sandbox.endpoint}",
+        "  export AWS_DEFAULT_REGION=us-east-1",
+        "  export AWS_ACCESS_KEY_ID=sandbox",
+        "  export AWS_SECRET_ACCESS_KEY=sandbox",
+        "",
+    ]
+    if sandbox.fleet:
+        lines += ["Databases:", *(f"  {line}" for line in describe_fleet()), "", "Proxies (local TCP listener):"]
+        for proxy in FLEET_PROXIES:
+            behind = ", ".join([*proxy.instances, *proxy.clusters])
+            lines.append(f"  {proxy.name} -> {behind}  listener {listeners.get(proxy.name, '-')}")
+        lines.append("")
+    lines.append(f"Control: {sandbox.endpoint}/_sandbox/state (Ctrl-C to stop)")
+    return "\n".join(lines)
+
+
+def run_sandbox(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    sandbox = Sandbox(
+        port=args.port, proxy_mode=args.proxy_mode, speed=args.speed, fleet=not args.no_fleet, host=args.host
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        sandbox.start()
+        print(banner(sandbox), flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
