@@ -39,11 +39,13 @@ class Store:
             yield self
 
     def close(self) -> None:
+        """Close the connection; the Store and its repositories are unusable afterwards."""
         self.db.close()
 
 
 def open_store(path: str | None) -> Store:
-    """Open the database at `path` (None or ":memory:" for in-memory) and wrap it in a Store."""
+    """Open the database at `path` (None or ":memory:" for in-memory) and wrap it in a Store.
+    Raises sqlite3.Error if the file cannot be opened or migrated (see `open_db`)."""
     return Store(open_db(path))
 
 

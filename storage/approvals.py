@@ -45,6 +45,8 @@ def new_request_id() -> str:
 
 
 class Approvals:
+    """The approvals table: requests open as "pending" and leave it exactly once."""
+
     def __init__(self, tx: Transactor) -> None:
         self._tx = tx
 
@@ -59,7 +61,8 @@ class Approvals:
         expires_at: float,
         now: float | None = None,
     ) -> ApprovalRequest:
-        """Open a pending request; any request of the same run still pending becomes "superseded"."""
+        """Open a pending request and return it; any request of the same run still pending becomes "superseded".
+        ValueError for an unknown kind."""
         if kind not in APPROVAL_KINDS:
             raise ValueError(f"unknown approval kind {kind!r}; expected one of {sorted(APPROVAL_KINDS)}")
         at = time.time() if now is None else now
@@ -90,11 +93,13 @@ class Approvals:
             return _require(db, request_id)
 
     def get(self, request_id: str) -> ApprovalRequest | None:
+        """The request, or None for an unknown id."""
         with self._tx.reading() as db:
             row = fetch_one(db, "SELECT * FROM approvals WHERE id = ?", (request_id,))
         return None if row is None else ApprovalRequest.from_row(row)
 
     def latest(self, run_id: str, kind: str | None = None) -> ApprovalRequest | None:
+        """The run's most recent request (of `kind`, if given), whatever its status; None if there is none."""
         sql = "SELECT * FROM approvals WHERE run_id = ?"
         params: tuple[Any, ...] = (run_id,)
         if kind is not None:
@@ -122,7 +127,8 @@ class Approvals:
         )
 
     def expire(self, request_id: str, now: float | None = None) -> bool:
-        """Compare-and-set pending -> expired. When to expire is the caller's call; no clock check here."""
+        """Compare-and-set pending -> expired. When to expire is the caller's call; no clock check here.
+        True only for the call that made the move; RecordNotFound for an unknown id."""
         at = time.time() if now is None else now
         return self._compare_and_set(
             request_id,
@@ -131,6 +137,7 @@ class Approvals:
         )
 
     def merge_meta(self, request_id: str, values: dict[str, Any]) -> ApprovalRequest:
+        """Shallow-merge `values` into the request's meta and return it. RecordNotFound for an unknown id."""
         with self._tx.atomic() as db:
             current = _require(db, request_id)
             merged = {**current.meta, **values}

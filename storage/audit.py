@@ -25,6 +25,8 @@ class AuditEntry:
 
 
 class Audit:
+    """The audit log. Entries are only ever appended."""
+
     def __init__(self, tx: Transactor) -> None:
         self._tx = tx
 
@@ -38,6 +40,7 @@ class Audit:
         request_id: str | None = None,
         now: float | None = None,
     ) -> AuditEntry:
+        """Append one entry (its own transaction, or part of the caller's `atomic()` block) and return it."""
         at = time.time() if now is None else now
         with self._tx.atomic() as db:
             cursor = db.execute(
@@ -56,7 +59,7 @@ class Audit:
         since_seq: int = 0,
         limit: int | None = None,
     ) -> list[AuditEntry]:
-        """Entries with seq > since_seq, oldest first."""
+        """Entries with seq > since_seq, oldest first, filtered by run and action if given, at most `limit`."""
         sql = "SELECT * FROM audit WHERE seq > ?"
         params: list[Any] = [since_seq]
         if run_id is not None:

@@ -149,6 +149,7 @@ def open_db(path: str | None) -> sqlite_utils.Database:
 
     File databases use WAL and a 10 s busy timeout so a bot and a CLI can share one file.
     Pending migrations are applied; opening an up-to-date database changes nothing.
+    Raises sqlite3.Error if the file cannot be opened, switched to WAL within the busy timeout, or migrated.
     """
     in_memory = path is None or path == IN_MEMORY
     # check_same_thread=False: a Store may be used from Bolt's worker threads; Transactor serialises access.

@@ -21,11 +21,14 @@ class Lease:
 
 
 class Leases:
+    """The leases table: run id -> the process driving it, until when."""
+
     def __init__(self, tx: Transactor) -> None:
         self._tx = tx
 
     def claim(self, run_id: str, owner: str, ttl: float, *, now: float | None = None, force: bool = False) -> bool:
-        """Take the lease for `ttl` seconds if free, expired or already ours (a renewal), or if `force`."""
+        """Take the lease for `ttl` seconds if free, expired or already ours (a renewal), or if `force`.
+        True if we hold it now; False if another owner's lease is still live."""
         at = time.time() if now is None else now
         with self._tx.atomic() as db:
             row = fetch_one(db, "SELECT * FROM leases WHERE run_id = ?", (run_id,))
@@ -58,6 +61,7 @@ class Leases:
             db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, owner))
 
     def get(self, run_id: str) -> Lease | None:
+        """The run's lease as stored, expired or not; None if there is none."""
         with self._tx.reading() as db:
             row = fetch_one(db, "SELECT * FROM leases WHERE run_id = ?", (run_id,))
         return None if row is None else Lease.from_row(row)

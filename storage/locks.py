@@ -21,6 +21,8 @@ _LIVE_HOLDER_SQL = f"""
 
 
 class LockConflict(Exception):
+    """A resource is held by another active run (`holder_run_id`)."""
+
     def __init__(self, resource: str, holder_run_id: str) -> None:
         super().__init__(f"{resource} is locked by run {holder_run_id}")
         self.resource = resource
@@ -28,6 +30,8 @@ class LockConflict(Exception):
 
 
 class Locks:
+    """The locks table: resource key -> the run holding it."""
+
     def __init__(self, tx: Transactor) -> None:
         self._tx = tx
 
@@ -51,11 +55,12 @@ class Locks:
                 )
 
     def release(self, run_id: str) -> None:
+        """Free every resource `run_id` holds; a no-op if it holds none."""
         with self._tx.atomic() as db:
             db.execute("DELETE FROM locks WHERE run_id = ?", (run_id,))
 
     def holder(self, resource: str) -> str | None:
-        """The active run holding `resource`, if any."""
+        """The active run holding `resource`, or None (a lock of a run that has ended counts as free)."""
         with self._tx.reading() as db:
             return _live_holder(db, resource)
 

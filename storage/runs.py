@@ -69,6 +69,8 @@ def new_run_id() -> str:
 
 
 class Runs:
+    """The runs table. Methods that change a run return it as stored afterwards."""
+
     def __init__(self, tx: Transactor) -> None:
         self._tx = tx
 
@@ -86,6 +88,7 @@ class Runs:
         meta: dict[str, Any] | None = None,
         now: float | None = None,
     ) -> RunRecord:
+        """Insert a new "pending" run under a fresh unique id and return it. ValueError for an unknown kind."""
         if kind not in RUN_KINDS:
             raise ValueError(f"unknown run kind {kind!r}; expected one of {sorted(RUN_KINDS)}")
         at = time.time() if now is None else now
@@ -117,6 +120,7 @@ class Runs:
             return self._require(db, run_id)
 
     def get(self, run_id: str) -> RunRecord | None:
+        """The run, or None for an unknown id."""
         with self._tx.reading() as db:
             row = fetch_one(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
         return None if row is None else RunRecord.from_row(row)
@@ -124,7 +128,7 @@ class Runs:
     def list(
         self, *, active_only: bool = False, database: str | None = None, limit: int | None = 50
     ) -> list[RunRecord]:
-        """Newest first."""
+        """Runs newest first, optionally only the active ones or one database's, at most `limit` (None: all)."""
         where = ["1 = 1"]
         params: list[Any] = []
         if active_only:
@@ -150,7 +154,8 @@ class Runs:
         return [RunRecord.from_row(row) for row in rows]
 
     def set_status(self, run_id: str, status: str, *, error: str | None = None, now: float | None = None) -> RunRecord:
-        """Move the run to `status`; a terminal one stamps finished_at. `error`, if given, replaces the error."""
+        """Move the run to `status`; a terminal one stamps finished_at. `error`, if given, replaces the error.
+        ValueError for an unknown status; RecordNotFound for an unknown run."""
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}; expected one of {sorted(RUN_STATUSES)}")
         at = time.time() if now is None else now
@@ -173,7 +178,7 @@ class Runs:
         summary: dict[str, Any] | _Unset = UNSET,
         now: float | None = None,
     ) -> RunRecord:
-        """Set only the fields given (None is a value here: it clears the field)."""
+        """Set only the fields given (None is a value here: it clears the field). RecordNotFound for an unknown run."""
         changes: dict[str, Any] = {"updated_at": time.time() if now is None else now}
         if strategy is not UNSET:
             changes["strategy"] = strategy
@@ -186,7 +191,8 @@ class Runs:
         return self._change(run_id, changes)
 
     def merge_meta(self, run_id: str, values: dict[str, Any]) -> RunRecord:
-        """Shallow-merge `values` into meta in one transaction. updated_at stays: meta is presentation data."""
+        """Shallow-merge `values` into meta in one transaction. updated_at stays: meta is presentation data.
+        RecordNotFound for an unknown run."""
         with self._tx.atomic() as db:
             current = self._require(db, run_id)
             merged = {**current.meta, **values}

@@ -43,11 +43,15 @@ class StepRecord:
 
 
 class Steps:
+    """The steps table. Methods that change a step return it as stored afterwards; RecordNotFound for an unknown
+    (run, idx)."""
+
     def __init__(self, tx: Transactor) -> None:
         self._tx = tx
 
     def add(self, run_id: str, steps: list[tuple[str, str]]) -> list[StepRecord]:
-        """Append (name, title) steps in order; indexes continue from the run's current step count."""
+        """Append (name, title) steps as "waiting", in order; indexes continue from the run's current step count.
+        Returns the new steps; sqlite3.IntegrityError at commit if the run does not exist."""
         with self._tx.atomic() as db:
             row = fetch_one(db, "SELECT COUNT(*) AS n FROM steps WHERE run_id = ?", (run_id,))
             first = row["n"] if row else 0
@@ -72,11 +76,13 @@ class Steps:
         return [StepRecord.from_row(row) for row in rows]
 
     def list(self, run_id: str) -> list[StepRecord]:
+        """The run's steps in order (empty for an unknown run)."""
         with self._tx.reading() as db:
             rows = fetch_all(db, "SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,))
         return [StepRecord.from_row(row) for row in rows]
 
     def get(self, run_id: str, idx: int) -> StepRecord:
+        """The step; RecordNotFound if the run has no step `idx`."""
         with self._tx.reading() as db:
             return _require(db, run_id, idx)
 
@@ -94,7 +100,8 @@ class Steps:
     def finish(
         self, run_id: str, idx: int, status: str, *, detail: str | None = None, now: float | None = None
     ) -> StepRecord:
-        """End the step as done, failed, skipped or cancelled. `detail` replaces the detail if given."""
+        """End the step as done, failed, skipped or cancelled. `detail` replaces the detail if given.
+        ValueError for any other status."""
         if status not in FINISHED_STEP_STATUSES:
             raise ValueError(f"a step finishes as one of {sorted(FINISHED_STEP_STATUSES)}, not {status!r}")
         at = time.time() if now is None else now
@@ -119,12 +126,15 @@ class Steps:
         )
 
     def merge_observed(self, run_id: str, idx: int, values: dict[str, Any]) -> StepRecord:
+        """Shallow-merge `values` into what the step observed, in one transaction."""
         return self._read_modify_write(run_id, idx, "observed", lambda step: {**step.observed, **values})
 
     def merge_state(self, run_id: str, idx: int, values: dict[str, Any]) -> StepRecord:
+        """Shallow-merge `values` into the step's scratchpad (what it must remember across a crash)."""
         return self._read_modify_write(run_id, idx, "state", lambda step: {**step.state, **values})
 
     def add_aws_call(self, run_id: str, idx: int, call: dict[str, Any]) -> StepRecord:
+        """Append one AWS call to the step's list, in one transaction."""
         return self._read_modify_write(run_id, idx, "aws_calls", lambda step: [*step.aws_calls, call])
 
     def _execute(self, run_id: str, idx: int, sql: str, params: tuple[Any, ...]) -> StepRecord:

@@ -1,16 +1,19 @@
 """The only code that calls AWS. aiobotocore, the standard credential chain and region, AWS_ENDPOINT_URL honoured,
 botocore's adaptive retry mode for throttling. Reads return typed models (None for not-found); mutations return a
 `Mutation` with the request id and the equivalent `aws rds` command, for the audit log and the thread.
+
+Every call that reaches AWS raises `bot.errors.AwsError` on failure: the subclass `bot.aws.faults.translate` picks
+(NotFound, InvalidState, AccessDenied, ...), or a plain AwsError with http_status 599 for a lost connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -19,15 +22,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bot import errors
 from bot.aws.commands import aws_command, target_params
-from bot.aws.models import (
-    Database,
-    Deployment,
-    DeploymentTask,
-    Proxy,
-    ProxyTarget,
-    Registration,
-    SwitchoverMember,
+from bot.aws.faults import translate
+from bot.aws.models import Database, Deployment, Proxy, ProxyTarget, Registration
+from bot.aws.responses import (
+    parse_cluster,
+    parse_deployment,
+    parse_instance,
+    parse_proxy,
+    parse_target,
+    registered_as,
+    version_key,
 )
+
+T = TypeVar("T")
 
 RETRY_CONFIG = AioConfig(
     # Few attempts here: inside a detached window the steps retry on their own 0.2-0.5 s rhythm rather than
@@ -36,23 +43,6 @@ RETRY_CONFIG = AioConfig(
     connect_timeout=5,
     read_timeout=30,
 )
-
-NOT_FOUND_CODES = {
-    "DBInstanceNotFound",
-    "DBInstanceNotFoundFault",
-    "DBClusterNotFoundFault",
-    "DBProxyNotFoundFault",
-    "DBProxyTargetGroupNotFoundFault",
-    "BlueGreenDeploymentNotFoundFault",
-}
-INVALID_STATE_CODES = {
-    "InvalidDBInstanceState",
-    "InvalidDBInstanceStateFault",
-    "InvalidDBClusterStateFault",
-    "InvalidDBProxyStateFault",
-    "InvalidBlueGreenDeploymentStateFault",
-}
-ACCESS_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "NotAuthorized"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,40 +54,12 @@ class Mutation:
     response: dict[str, Any]
 
 
-def translate(exc: ClientError, action: str, resource: str | None) -> errors.AwsError:
-    """Turn a botocore ClientError into a domain error that names the resource and the fix."""
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", "Unknown"))
-    message = str(error.get("Message", "")) or code
-    meta = exc.response.get("ResponseMetadata", {})
-    kwargs = {
-        "code": code,
-        "action": action,
-        "resource": resource,
-        "request_id": meta.get("RequestId"),
-        "http_status": meta.get("HTTPStatusCode"),
-    }
-    where = f" ({resource})" if resource else ""
-    text = f"{action}{where}: {code}: {message}"
-    if action == "CreateBlueGreenDeployment" and "proxy" in message.lower():
-        return errors.ProxyNotSupported(text, fix="Use the workaround strategy (--mode workaround).", **kwargs)
-    if code in NOT_FOUND_CODES:
-        return errors.NotFound(text, fix="Check the identifier and the AWS region/account.", **kwargs)
-    if code == "DBProxyTargetAlreadyRegisteredFault":
-        return errors.AlreadyRegistered(text, **kwargs)
-    if code == "DBProxyTargetNotFoundFault":
-        return errors.NotRegistered(text, **kwargs)
-    if code in INVALID_STATE_CODES:
-        return errors.InvalidState(text, fix="Wait for the resource to become available, then retry.", **kwargs)
-    if code in ACCESS_CODES:
-        return errors.AccessDenied(
-            text, fix=f"Grant rds:{action} to the bot's IAM role (see iam-policy.json).", **kwargs
-        )
-    return errors.AwsError(text, **kwargs)
-
-
 class AwsGateway:
-    """One per AWS account/region. Use as an async context manager, or call `close()`."""
+    """One per AWS account/region. Use as an async context manager, or call `close()`.
+
+    Failures raise `bot.errors.AwsError` (see the module docstring) unless a method says otherwise; assuming
+    `role_arn` happens on first use, and its failure propagates as botocore's own error.
+    """
 
     def __init__(
         self,
@@ -120,6 +82,7 @@ class AwsGateway:
         await self.close()
 
     async def close(self) -> None:
+        """Close every AWS client the gateway opened."""
         await self._stack.aclose()
         self._clients.clear()
 
@@ -161,6 +124,17 @@ class AwsGateway:
                 f"{action}: {exc}", code=type(exc).__name__, action=action, resource=resource, http_status=599
             ) from exc
 
+    async def _describe(
+        self, action: str, key: str, parse: Callable[[dict], T], resource: str, **params: Any
+    ) -> T | None:
+        """The one resource a describe call names, parsed; None when AWS says it does not exist (or lists none)."""
+        try:
+            response = await self._call(action, resource, **params)
+        except errors.NotFound:
+            return None
+        items = response.get(key, [])
+        return parse(items[0]) if items else None
+
     async def _mutate(self, action: str, resource: str | None, **params: Any) -> Mutation:
         response = await self._call(action, resource, **params)
         return Mutation(
@@ -184,34 +158,35 @@ class AwsGateway:
     # ----- databases -------------------------------------------------------------------------------------------
 
     async def instance(self, identifier: str) -> Database | None:
-        try:
-            response = await self._call("DescribeDBInstances", identifier, DBInstanceIdentifier=identifier)
-        except errors.NotFound:
-            return None
-        return _instance(response["DBInstances"][0])
+        """The DB instance with that identifier, or None if there is none."""
+        return await self._describe(
+            "DescribeDBInstances", "DBInstances", parse_instance, identifier, DBInstanceIdentifier=identifier
+        )
 
     async def cluster(self, identifier: str) -> Database | None:
-        try:
-            response = await self._call("DescribeDBClusters", identifier, DBClusterIdentifier=identifier)
-        except errors.NotFound:
-            return None
-        return _cluster(response["DBClusters"][0])
+        """The Aurora cluster with that identifier, or None if there is none."""
+        return await self._describe(
+            "DescribeDBClusters", "DBClusters", parse_cluster, identifier, DBClusterIdentifier=identifier
+        )
 
     async def database(self, identifier: str) -> Database | None:
-        """An Aurora cluster or a DB instance with that identifier (clusters first)."""
+        """An Aurora cluster or a DB instance with that identifier (clusters first), or None if neither exists."""
         return await self.cluster(identifier) or await self.instance(identifier)
 
     async def database_by_arn(self, arn: str) -> Database | None:
+        """The cluster (`:cluster:` ARN) or instance the ARN names, or None if it no longer exists."""
         identifier = arn.rsplit(":", 1)[-1]
         return await self.cluster(identifier) if ":cluster:" in arn else await self.instance(identifier)
 
     async def databases(self) -> list[Database]:
-        clusters = [_cluster(c) async for c in self._pages("DescribeDBClusters", "DBClusters")]
-        instances = [_instance(i) async for i in self._pages("DescribeDBInstances", "DBInstances")]
+        """Every Aurora cluster, then every DB instance that is not a cluster member (all pages)."""
+        clusters = [parse_cluster(c) async for c in self._pages("DescribeDBClusters", "DBClusters")]
+        instances = [parse_instance(i) async for i in self._pages("DescribeDBInstances", "DBInstances")]
         return clusters + [i for i in instances if i.cluster is None]
 
     async def upgrade_targets(self, database: Database) -> list[str]:
-        """Engine versions AWS lists as valid upgrade targets for the database's current version."""
+        """Engine versions AWS lists as valid upgrade targets for the database's current version, oldest first.
+        Never raises for AWS: an empty list when the call fails."""
         try:
             response = await self._call(
                 "DescribeDBEngineVersions",
@@ -226,9 +201,10 @@ class AwsGateway:
             for version in response.get("DBEngineVersions", [])
             for target in version.get("ValidUpgradeTarget", [])
         }
-        return sorted(targets, key=_version_key)
+        return sorted(targets, key=version_key)
 
     async def modify_engine_version(self, database: Database, version: str, *, allow_major: bool) -> Mutation:
+        """Ask AWS to move the cluster or instance to `version`, applied immediately (the upgrade runs async)."""
         if database.kind == "cluster":
             return await self._mutate(
                 "ModifyDBCluster",
@@ -248,6 +224,8 @@ class AwsGateway:
         )
 
     async def delete_database(self, database: Database, final_snapshot: str) -> Mutation:
+        """Start deleting the instance, or a cluster's members (no snapshot) then the cluster, with a final
+        snapshot named `final_snapshot`. Returns the last mutation (the instance's or the cluster's)."""
         if database.kind == "cluster":
             for member in database.members:
                 await self._mutate("DeleteDBInstance", member, DBInstanceIdentifier=member, SkipFinalSnapshot=True)
@@ -267,20 +245,20 @@ class AwsGateway:
     # ----- RDS Proxy ------------------------------------------------------------------------------------------
 
     async def proxies(self) -> list[Proxy]:
-        return [
-            Proxy(p["DBProxyName"], p.get("EngineFamily", ""), p.get("Endpoint"), p.get("Status", ""))
-            async for p in self._pages("DescribeDBProxies", "DBProxies")
-        ]
+        """Every RDS Proxy in the account and region (all pages)."""
+        return [parse_proxy(p) async for p in self._pages("DescribeDBProxies", "DBProxies")]
 
     async def target_groups(self, proxy: str) -> list[str]:
+        """The names of the proxy's target groups; NotFound if the proxy does not exist."""
         return [
             group["TargetGroupName"]
             async for group in self._pages("DescribeDBProxyTargetGroups", "TargetGroups", proxy, DBProxyName=proxy)
         ]
 
     async def targets(self, proxy: str, target_group: str = "default") -> list[ProxyTarget]:
+        """Every target entry of the target group, health included; NotFound if the proxy or group does not exist."""
         return [
-            _target(proxy, target_group, t)
+            parse_target(proxy, target_group, t)
             async for t in self._pages(
                 "DescribeDBProxyTargets", "Targets", proxy, DBProxyName=proxy, TargetGroupName=target_group
             )
@@ -300,6 +278,7 @@ class AwsGateway:
         return [registration for found in per_proxy for registration in found]
 
     async def register(self, registration: Registration, database: Database) -> Mutation:
+        """Register the instance or cluster with the target group; AlreadyRegistered if it already is."""
         return await self._mutate(
             "RegisterDBProxyTargets",
             f"{database.identifier} on {registration.label}",
@@ -307,6 +286,7 @@ class AwsGateway:
         )
 
     async def deregister(self, registration: Registration, database: Database) -> Mutation:
+        """Deregister the instance or cluster from the target group; NotRegistered if it is not registered."""
         return await self._mutate(
             "DeregisterDBProxyTargets",
             f"{database.identifier} on {registration.label}",
@@ -315,7 +295,7 @@ class AwsGateway:
 
     async def proxy_metrics(self, proxy: str, *, minutes: int = 5) -> dict[str, float | None] | None:
         """Latest ClientConnections / DatabaseConnections / AvailabilityPercentage, or None when CloudWatch is out
-        of reach or not permitted (the caller reports the check as unavailable)."""
+        of reach or not permitted (the caller reports the check as unavailable). Never raises for AWS."""
         names = ("ClientConnections", "DatabaseConnections", "AvailabilityPercentage")
         end = dt.datetime.now(dt.UTC)
         queries = [
@@ -355,20 +335,20 @@ class AwsGateway:
     # ----- Blue/Green Deployments -----------------------------------------------------------------------------
 
     async def deployment(self, identifier: str) -> Deployment | None:
-        try:
-            response = await self._call(
-                "DescribeBlueGreenDeployments", identifier, BlueGreenDeploymentIdentifier=identifier
-            )
-        except errors.NotFound:
-            return None
-        items = response.get("BlueGreenDeployments", [])
-        return _deployment(items[0]) if items else None
+        """The blue/green deployment with that identifier, or None if there is none."""
+        return await self._describe(
+            "DescribeBlueGreenDeployments",
+            "BlueGreenDeployments",
+            parse_deployment,
+            identifier,
+            BlueGreenDeploymentIdentifier=identifier,
+        )
 
     async def deployments_for(self, database: Database, *, role: str = "source") -> list[Deployment]:
         """Deployments whose blue (role "source") or, after a switchover, whose green (role "target") is this
         database. Newest first."""
         found = [
-            _deployment(item)
+            parse_deployment(item)
             async for item in self._pages(
                 "DescribeBlueGreenDeployments",
                 "BlueGreenDeployments",
@@ -379,8 +359,9 @@ class AwsGateway:
         return list(reversed(found))
 
     async def deployment_named(self, name: str) -> Deployment | None:
+        """The deployment with that BlueGreenDeploymentName (the bot's own, per run), or None."""
         found = [
-            _deployment(item)
+            parse_deployment(item)
             async for item in self._pages(
                 "DescribeBlueGreenDeployments",
                 "BlueGreenDeployments",
@@ -399,6 +380,8 @@ class AwsGateway:
         parameter_group: str | None,
         tags: Mapping[str, str],
     ) -> Mutation:
+        """Create a blue/green deployment of `source`, tagged. ProxyNotSupported when AWS refuses it because the
+        source is an RDS Proxy target."""
         params: dict[str, Any] = {"BlueGreenDeploymentName": name, "Source": source.arn}
         if engine_version:
             params["TargetEngineVersion"] = engine_version
@@ -409,6 +392,7 @@ class AwsGateway:
         return await self._mutate("CreateBlueGreenDeployment", source.identifier, **params)
 
     async def switchover(self, deployment_id: str, switchover_timeout: int) -> Mutation:
+        """Start the switchover (AWS finishes it asynchronously); InvalidState if the deployment is not AVAILABLE."""
         return await self._mutate(
             "SwitchoverBlueGreenDeployment",
             deployment_id,
@@ -417,93 +401,10 @@ class AwsGateway:
         )
 
     async def delete_deployment(self, deployment_id: str, *, delete_target: bool) -> Mutation:
+        """Start deleting the deployment and, with `delete_target`, its green resources."""
         return await self._mutate(
             "DeleteBlueGreenDeployment",
             deployment_id,
             BlueGreenDeploymentIdentifier=deployment_id,
             DeleteTarget=delete_target,
         )
-
-
-def registered_as(database: Database, target: ProxyTarget) -> bool:
-    """Whether a proxy target entry is this database's registration (the instance, or the tracked cluster)."""
-    if database.kind == "cluster":
-        return target.type == "TRACKED_CLUSTER" and database.identifier in (
-            target.rds_resource_id,
-            target.tracked_cluster,
-        )
-    return target.type == "RDS_INSTANCE" and target.rds_resource_id == database.identifier
-
-
-def health_of(database: Database, targets: list[ProxyTarget]) -> list[ProxyTarget]:
-    """The entries that carry the database's health: the instance, or a cluster's member instances."""
-    if database.kind == "cluster":
-        members = [t for t in targets if t.type == "RDS_INSTANCE" and t.tracked_cluster == database.identifier]
-        return members or [t for t in targets if registered_as(database, t)]
-    return [t for t in targets if registered_as(database, t)]
-
-
-def _version_key(version: str) -> tuple:
-    return tuple(int(part) if part.isdigit() else part for part in version.replace("-", ".").split("."))
-
-
-def _instance(data: dict) -> Database:
-    return Database(
-        identifier=data["DBInstanceIdentifier"],
-        kind="instance",
-        arn=data["DBInstanceArn"],
-        engine=data.get("Engine", ""),
-        engine_version=data.get("EngineVersion", ""),
-        status=data.get("DBInstanceStatus", ""),
-        cluster=data.get("DBClusterIdentifier"),
-    )
-
-
-def _cluster(data: dict) -> Database:
-    members = sorted(data.get("DBClusterMembers", []), key=lambda m: not m.get("IsClusterWriter"))
-    writer = next((m["DBInstanceIdentifier"] for m in members if m.get("IsClusterWriter")), None)
-    return Database(
-        identifier=data["DBClusterIdentifier"],
-        kind="cluster",
-        arn=data["DBClusterArn"],
-        engine=data.get("Engine", ""),
-        engine_version=data.get("EngineVersion", ""),
-        status=data.get("Status", ""),
-        members=tuple(m["DBInstanceIdentifier"] for m in members),
-        writer=writer,
-        global_cluster=data.get("GlobalClusterIdentifier") or None,
-    )
-
-
-def _target(proxy: str, target_group: str, data: dict) -> ProxyTarget:
-    health = data.get("TargetHealth") or {}
-    return ProxyTarget(
-        proxy=proxy,
-        target_group=target_group,
-        rds_resource_id=data.get("RdsResourceId"),
-        type=data.get("Type", ""),
-        role=data.get("Role"),
-        state=health.get("State", "UNAVAILABLE"),
-        reason=health.get("Reason"),
-        description=health.get("Description"),
-        tracked_cluster=data.get("TrackedClusterId"),
-        endpoint=data.get("Endpoint"),
-        port=data.get("Port"),
-    )
-
-
-def _deployment(data: dict) -> Deployment:
-    return Deployment(
-        identifier=data["BlueGreenDeploymentIdentifier"],
-        name=data.get("BlueGreenDeploymentName", ""),
-        source_arn=data.get("Source", ""),
-        target_arn=data.get("Target"),
-        status=data.get("Status", ""),
-        status_details=data.get("StatusDetails"),
-        tasks=tuple(DeploymentTask(t["Name"], t["Status"]) for t in data.get("Tasks", [])),
-        members=tuple(
-            SwitchoverMember(m.get("SourceMember", ""), m.get("TargetMember", ""), m.get("Status", ""))
-            for m in data.get("SwitchoverDetails", [])
-        ),
-        tags={t["Key"]: t["Value"] for t in data.get("TagList", [])},
-    )

@@ -9,16 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.aws.commands import aws_command, target_params
-from bot.aws.models import NATIVE_PROXY_ENGINES, Database, Deployment, ProxyTarget, Registration, major_version
+from bot.aws.models import Database, Deployment, ProxyTarget, Registration, major_version
 from bot.errors import BadRequest
 from bot.planning.requests import RunRequest
+from bot.planning.strategy import choose_strategy, switchover_strategy
 
 PLAN_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
 class StepSpec:
-    kind: str  # key in the step catalogue (bot.workflow.steps.base.CATALOGUE)
+    kind: str  # key in the step catalogue (bot.workflow.steps.CATALOGUE)
     title: str
     params: dict[str, object] = field(default_factory=dict)
     commands: tuple[str, ...] = ()  # the equivalent aws CLI commands
@@ -55,33 +56,6 @@ class Plan:
     facts: dict[str, str]
     detached_estimate: str | None
     version: int = PLAN_VERSION
-
-
-def choose_strategy(mode: str, database: Database, registrations: list[Registration]) -> tuple[str, str]:
-    """Native where AWS documents support (engine, not an Aurora Global Database), else the runbook's workaround."""
-    if not registrations:
-        return "direct", "the database is not registered with any RDS Proxy: nothing to detach"
-    supported = database.engine in NATIVE_PROXY_ENGINES
-    problem = (
-        f"AWS does not support RDS Proxy with blue/green for engine {database.engine}"
-        if not supported
-        else f"{database.identifier} is in Aurora Global Database {database.global_cluster} (no native support)"
-        if database.global_cluster
-        else None
-    )
-    if mode == "workaround":
-        return "workaround", "requested with --mode workaround (the runbook: detach, create, attach again)"
-    if mode == "native":
-        if problem:
-            raise BadRequest(f"native strategy impossible: {problem}.", fix="Use --mode workaround or --mode auto.")
-        return "native", "requested with --mode native: the proxy stays attached and AWS moves it at switchover"
-    if problem:
-        return "workaround", f"{problem}; using the runbook's workaround"
-    return (
-        "native",
-        f"AWS supports RDS Proxy with blue/green for {database.engine} since April 2026; if AWS refuses it for this"
-        " account or region, the bot falls back to the workaround and says so",
-    )
 
 
 def _register_commands(registrations: list[Registration], database_id: str, kind: str) -> tuple[str, ...]:
@@ -130,6 +104,18 @@ def workaround_create_steps(
             "Wait for the deployment to be AVAILABLE",
             commands=("aws rds describe-blue-green-deployments --blue-green-deployment-identifier ID",),
         ),
+    ]
+
+
+def compensation_steps(database_id: str, detached: list[str]) -> list[StepSpec]:
+    """What the runner appends when a step fails while proxies (`detached`, by label) have no target: register the
+    database with them again, only where a window is still open."""
+    return [
+        StepSpec(
+            "reattach",
+            f"Compensate: register {database_id} with {', '.join(detached)} again",
+            {"only_open": True},
+        )
     ]
 
 
@@ -255,17 +241,6 @@ def _plan_upgrade(request: RunRequest, observed: Observed, _timeout: int) -> Pla
                 steps, _facts(observed), "none: blue and its proxies are untouched")  # fmt: skip
 
 
-def switchover_strategy(request: RunRequest, observed: Observed, deployment: Deployment) -> tuple[str, str]:
-    if not observed.registrations:
-        return "direct", "the database is not registered with any RDS Proxy"
-    tagged = deployment.tags.get("bluegreen-bot:strategy")
-    if tagged in {"native", "workaround"} and request.mode == "auto":
-        return tagged, f"the deployment was created with the {tagged} strategy"
-    if request.mode in {"native", "workaround"}:
-        return request.mode, f"requested with --mode {request.mode}"
-    return "workaround", "the deployment was not created by the bot: the runbook's workaround is the safe choice"
-
-
 def _plan_switchover(request: RunRequest, observed: Observed, default_timeout: int) -> Plan:
     database = observed.database
     deployment = next((d for d in observed.deployments if d.status == "AVAILABLE"), None)
@@ -275,7 +250,7 @@ def _plan_switchover(request: RunRequest, observed: Observed, default_timeout: i
             f"{database.identifier} has no AVAILABLE blue/green deployment to switch over (found: {states}).",
             fix=f"Create one with `create {database.identifier}` and wait for it to be AVAILABLE.",
         )
-    strategy, reason = switchover_strategy(request, observed, deployment)
+    strategy, reason = switchover_strategy(request.mode, observed.registrations, deployment)
     timeout = request.switchover_timeout or default_timeout
     registrations = observed.registrations
     switch = StepSpec(
@@ -339,21 +314,7 @@ def _plan_cleanup(request: RunRequest, observed: Observed, _timeout: int) -> Pla
             fix=f"Before a switchover, use `rollback {database.identifier}`.",
         )
     deployment = observed.switched_deployments[0]
-    steps = [
-        StepSpec("locate_deployment", "Find the switched-over deployment", {"expect": "switched"}),
-        StepSpec(
-            "delete_deployment",
-            "Delete the deployment (keeping both databases)",
-            {"delete_target": False},
-            commands=(
-                aws_command(
-                    "DeleteBlueGreenDeployment",
-                    {"BlueGreenDeploymentIdentifier": deployment.identifier, "DeleteTarget": False},
-                ),
-            ),
-        ),
-        StepSpec("wait_deployment_gone", "Wait for the deployment to be deleted"),
-    ]
+    steps = _removal_steps(deployment, delete_target=False)
     if request.delete_old:
         old = deployment.source_arn.rsplit(":", 1)[-1]
         steps += [
@@ -384,20 +345,34 @@ def _plan_rollback(request: RunRequest, observed: Observed, _timeout: int) -> Pl
             f"{database.identifier} has no blue/green deployment that can be rolled back.",
             fix="After a switchover, use `cleanup`; the old blue database is kept as `<name>-old1`.",
         )
-    steps = (
-        StepSpec("locate_deployment", "Find the deployment", {"expect": "not_switched"}),
+    steps = [
+        *_removal_steps(deployment, delete_target=True),
+        StepSpec("ensure_registered", f"Make sure every proxy points at {database.identifier}"),
+    ]
+    return Plan("rollback", database.identifier, None, "before a switchover", tuple(steps), _facts(observed), None)
+
+
+def _removal_steps(deployment: Deployment, *, delete_target: bool) -> list[StepSpec]:
+    """Find, delete and wait out a deployment: after a switchover (cleanup) both databases stay; before one
+    (rollback, `delete_target`) green goes with it."""
+    return [
+        StepSpec(
+            "locate_deployment",
+            "Find the deployment" if delete_target else "Find the switched-over deployment",
+            {"expect": "not_switched" if delete_target else "switched"},
+        ),
         StepSpec(
             "delete_deployment",
-            "Delete the deployment and its green resources",
-            {"delete_target": True},
+            "Delete the deployment and its green resources"
+            if delete_target
+            else "Delete the deployment (keeping both databases)",
+            {"delete_target": delete_target},
             commands=(
                 aws_command(
                     "DeleteBlueGreenDeployment",
-                    {"BlueGreenDeploymentIdentifier": deployment.identifier, "DeleteTarget": True},
+                    {"BlueGreenDeploymentIdentifier": deployment.identifier, "DeleteTarget": delete_target},
                 ),
             ),
         ),
         StepSpec("wait_deployment_gone", "Wait for the deployment to be deleted"),
-        StepSpec("ensure_registered", f"Make sure every proxy points at {database.identifier}"),
-    )
-    return Plan("rollback", database.identifier, None, "before a switchover", steps, _facts(observed), None)
+    ]

@@ -9,15 +9,15 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from bot.aws.gateway import AwsGateway, health_of
+from bot.aws.gateway import AwsGateway
 from bot.aws.models import Database, Deployment, ProxyTarget, Registration
+from bot.aws.responses import health_of
 from bot.config import Environment, Settings
 from bot.errors import ApprovalRefused, BadRequest
 from bot.planning.plan import Observed, Plan, build_plan
 from bot.planning.requests import RunRequest, check_run_id
-from bot.workflow.events import ApprovalDecided, RunSnapshot, Sink
-from bot.workflow.runner import EventBus, GatewayPool, Runner, add_steps, process_owner, snapshot_of
-from bot.workflow.steps import approval, blue_green, cleanup, engine_upgrade, proxy_targets  # noqa: F401  (the catalogue)
+from bot.workflow.events import ApprovalDecided, EventBus, RunSnapshot, Sink
+from bot.workflow.runner import GatewayPool, Runner, add_steps, process_owner, snapshot_of
 from storage import ApprovalRequest, LockConflict, RunRecord, Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ def deployment_name(database: str, run_id: str) -> str:
 
 
 class Engine:
+    """Plans, starts and drives runs, and takes the operators' decisions. Methods that look at AWS raise ConfigError
+    for an unknown environment and `bot.errors.AwsError` when AWS fails."""
+
     def __init__(
         self,
         *,
@@ -117,6 +120,8 @@ class Engine:
         return Observed(database, registrations, targets, deployments, switched, green)
 
     async def status(self, database: str, environment: str | None = None) -> DatabaseStatus:
+        """The database as AWS shows it now (proxies, target health, latest deployment) and its active run, if any.
+        BadRequest if no instance or cluster has that name."""
         request = RunRequest(kind="create", database=database, requester="status", environment=environment or "default")
         observed = await self.observe(request)
         active = self.store.runs.list(active_only=True, database=observed.database.identifier, limit=1)
@@ -128,21 +133,28 @@ class Engine:
         )
 
     async def plan(self, request: RunRequest) -> Plan:
+        """The plan `start` would run now, without starting anything. BadRequest if the database is missing or its
+        state does not allow the request (see `bot.planning.plan`)."""
         env = self._env(request.environment)
         observed = await self.observe(request)
         return build_plan(request, observed, switchover_timeout=env.switchover_timeout)
 
     async def databases(self, environment: str | None = None) -> list[Database]:
+        """Every Aurora cluster and standalone DB instance in the environment's account and region."""
         return await self._gateway(self._env(environment)).databases()
 
     async def upgrade_targets(self, database: str, environment: str | None = None) -> list[str]:
+        """Engine versions AWS offers as upgrade targets for the database (empty if AWS will not say).
+        BadRequest if no instance or cluster has that name."""
         gateway = self._gateway(self._env(environment))
         return await gateway.upgrade_targets(await self._database(gateway, database))
 
     def runs(self, *, active_only: bool = False, limit: int = 20) -> list[RunRecord]:
+        """Recorded runs, newest first (only the unfinished ones with `active_only`). Reads storage only."""
         return self.store.runs.list(active_only=active_only, limit=limit)
 
     def snapshot(self, run_id: str) -> RunSnapshot | None:
+        """The run and its steps as stored now, or None for an unknown run id."""
         if self.store.runs.get(run_id) is None:
             return None
         return snapshot_of(self.store, run_id)
@@ -150,6 +162,8 @@ class Engine:
     # ----- starting and driving runs --------------------------------------------------------------------------
 
     async def start(self, request: RunRequest) -> RunRecord:
+        """Plan, record (run, steps, locks, audit) in one transaction, and drive the run in the background; returns
+        the run as recorded. BadRequest if the plan is refused or another active run holds the database or a proxy."""
         env = self._env(request.environment)
         observed = await self.observe(request)
         plan = build_plan(request, observed, switchover_timeout=env.switchover_timeout)
@@ -207,6 +221,7 @@ class Engine:
         self._tasks[run_id] = task
 
     async def resume_unfinished(self) -> list[str]:
+        """Drive every unfinished run whose lease is free or whose holder died; returns the ids taken up."""
         resumed = []
         for run in self.store.runs.unfinished():
             if run.id in self._tasks and not self._tasks[run.id].done():
@@ -232,6 +247,8 @@ class Engine:
             self._reaper = asyncio.get_running_loop().create_task(reap())
 
     async def wait(self, run_id: str, within: float | None = None) -> RunRecord:
+        """The run once it has ended and its events were delivered to the sinks. BadRequest for an unknown run;
+        TimeoutError if it is still active after `within` seconds."""
         deadline = None if within is None else time.monotonic() + within
         while True:
             run = self.store.runs.get(run_id)
@@ -252,9 +269,13 @@ class Engine:
     # ----- decisions ------------------------------------------------------------------------------------------
 
     async def approve(self, request_id: str, user: str, fingerprint: str | None = None) -> ApprovalRequest:
+        """Approve a pending request under the two-person rule; returns it decided. ApprovalRefused, nothing changed,
+        if it is unknown, decided, expired, for another plan (`fingerprint`), or `user` may not approve it."""
         return await self._decide(request_id, user, fingerprint, "approved")
 
     async def reject(self, request_id: str, user: str, fingerprint: str | None = None) -> ApprovalRequest:
+        """Reject a pending request (an approver, or the requester withdrawing it); returns it decided.
+        ApprovalRefused as for `approve`."""
         return await self._decide(request_id, user, fingerprint, "rejected")
 
     async def _decide(self, request_id: str, user: str, fingerprint: str | None, decision: str) -> ApprovalRequest:
@@ -308,6 +329,8 @@ class Engine:
         return None
 
     async def cancel(self, run_id: str, user: str) -> RunRecord:
+        """Ask the run to stop at its next interruptible point (a detached proxy is registered again before it ends).
+        Returns the run with the request recorded. BadRequest for a malformed or unknown id or a run already ended."""
         check_run_id(run_id)
         run = self.store.runs.get(run_id)
         if run is None:
@@ -322,6 +345,8 @@ class Engine:
         return fresh
 
     async def aclose(self) -> None:
+        """Stop the reaper and this process's run tasks (the runs stay active and are resumed later), deliver the
+        pending events, close the AWS clients."""
         if self._reaper:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,4 +1,5 @@
-"""What the runner tells the world. Sinks (Slack thread, console) render these and decide nothing.
+"""What the runner tells the world, and the bus that delivers it. Sinks (Slack thread, console) render these and
+decide nothing.
 
 Every event carries a snapshot of the run and its steps, so a sink can render the whole checklist without
 reading storage.
@@ -6,10 +7,16 @@ reading storage.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from storage import RunRecord, StepRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +104,51 @@ Event = RunStarted | StepChanged | StepReport | Notice | ApprovalRequested | App
 
 class Sink(Protocol):
     async def emit(self, event: Event) -> None: ...
+
+
+class EventBus:
+    """Hands events to every sink through its own queue, so a slow sink (Slack being rate limited) never holds up
+    a step inside a proxy-detached window. Per sink, order is kept."""
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self._sinks = list(sinks)
+        self._queues: list[asyncio.Queue[Event]] = []
+        self._workers: list[asyncio.Task[None]] = []
+
+    def _start(self) -> None:
+        if self._workers:
+            return
+        for sink in self._sinks:
+            queue: asyncio.Queue[Event] = asyncio.Queue()
+            self._queues.append(queue)
+            self._workers.append(asyncio.get_running_loop().create_task(self._work(sink, queue)))
+
+    def publish(self, event: Event) -> None:
+        self._start()
+        for queue in self._queues:
+            queue.put_nowait(event)
+
+    @staticmethod
+    async def _work(sink: Sink, queue: asyncio.Queue[Event]) -> None:
+        while True:
+            event = await queue.get()
+            try:
+                await sink.emit(event)
+            except Exception:  # a sink must never break a run
+                log.exception("sink %s failed on %s", type(sink).__name__, type(event).__name__)
+            finally:
+                queue.task_done()
+
+    async def drain(self) -> None:
+        for queue in self._queues:
+            await queue.join()
+
+    async def aclose(self) -> None:
+        await self.drain()
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._workers.clear()
+        self._queues.clear()

@@ -19,11 +19,20 @@ from typing import Any
 from bot.aws.gateway import AwsGateway
 from bot.config import Environment, Settings
 from bot.errors import BlueGreenError, RunCancelled
-from bot.planning.plan import StepSpec
+from bot.planning.plan import StepSpec, compensation_steps
 from bot.workflow import failpoints, monitoring
-from bot.workflow.events import Event, Notice, RunFinished, RunSnapshot, RunStarted, Sink, StepChanged, StepReport
-from bot.workflow.steps import base as step_base
-from bot.workflow.steps.base import PlanChanged, Replan, RunEnded, StepContext
+from bot.workflow.events import (
+    Event,
+    EventBus,
+    Notice,
+    RunFinished,
+    RunSnapshot,
+    RunStarted,
+    StepChanged,
+    StepReport,
+)
+from bot.workflow.steps import lookup
+from bot.workflow.steps.base import PlanChanged, Replan, RunEnded, StepContext, StepFailed
 from bot.workflow.windows import WindowLedger
 from storage import StepRecord, Store
 
@@ -51,54 +60,6 @@ def owner_is_dead(owner: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-class EventBus:
-    """Hands events to every sink through its own queue, so a slow sink (Slack being rate limited) never holds up
-    a step inside a proxy-detached window. Per sink, order is kept."""
-
-    def __init__(self, sinks: Sequence[Sink]) -> None:
-        self._sinks = list(sinks)
-        self._queues: list[asyncio.Queue[Event]] = []
-        self._workers: list[asyncio.Task[None]] = []
-
-    def _start(self) -> None:
-        if self._workers:
-            return
-        for sink in self._sinks:
-            queue: asyncio.Queue[Event] = asyncio.Queue()
-            self._queues.append(queue)
-            self._workers.append(asyncio.get_running_loop().create_task(self._work(sink, queue)))
-
-    def publish(self, event: Event) -> None:
-        self._start()
-        for queue in self._queues:
-            queue.put_nowait(event)
-
-    @staticmethod
-    async def _work(sink: Sink, queue: asyncio.Queue[Event]) -> None:
-        while True:
-            event = await queue.get()
-            try:
-                await sink.emit(event)
-            except Exception:  # a sink must never break a run
-                log.exception("sink %s failed on %s", type(sink).__name__, type(event).__name__)
-            finally:
-                queue.task_done()
-
-    async def drain(self) -> None:
-        for queue in self._queues:
-            await queue.join()
-
-    async def aclose(self) -> None:
-        await self.drain()
-        for worker in self._workers:
-            worker.cancel()
-        for worker in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
-        self._workers.clear()
-        self._queues.clear()
 
 
 class GatewayPool:
@@ -233,7 +194,7 @@ class Runner:
 
     async def _execute(self, run_id: str, step: StepRecord, gateway: AwsGateway, env: Environment) -> None:
         spec = step.state.get("spec", {"kind": step.name, "params": {}})
-        implementation = step_base.lookup(spec["kind"])
+        implementation = lookup(spec["kind"])
         run = self.store.runs.get(run_id)
         assert run is not None
         if implementation.interruptible and run.meta.get("cancel_requested"):
@@ -293,7 +254,7 @@ class Runner:
         checks = await after
         failed = [label for label, result in checks.get("connectivity", {}).items() if not result.get("ok")]
         if failed:
-            raise step_base.StepFailed(
+            raise StepFailed(
                 f"applications cannot connect through {', '.join(failed)} (required probe)",
                 fix="Check the proxy endpoint, its security groups and the database's credentials secret.",
             )
@@ -379,17 +340,7 @@ class Runner:
                 # A proxy has no target: put it back before anything else.
                 self.store.runs.set_status(run_id, "compensating")
                 self.store.runs.merge_meta(run_id, {"ending": {"status": status, "error": message}})
-                add_steps(
-                    self.store,
-                    run_id,
-                    [
-                        StepSpec(
-                            "reattach",
-                            f"Compensate: register {run.database} with {', '.join(open_windows)} again",
-                            {"only_open": True},
-                        )
-                    ],
-                )
+                add_steps(self.store, run_id, compensation_steps(run.database, list(open_windows)))
             else:
                 self.store.runs.merge_meta(run_id, {"ending": {"status": status, "error": message}})
             self.store.audit.append(

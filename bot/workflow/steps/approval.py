@@ -7,7 +7,7 @@ import datetime as dt
 
 from bot.planning.fingerprint import plan_fingerprint
 from bot.workflow.events import ApprovalDecided, ApprovalRequested
-from bot.workflow.steps.base import Replan, RunEnded, Step, StepContext, StepFailed, step
+from bot.workflow.steps.base import Replan, RunEnded, Step, StepContext, StepFailed
 
 GATE_POLL_SECONDS = 0.25
 WINDOW_POLL_SECONDS = 5.0
@@ -28,7 +28,6 @@ def gate_fingerprint(ctx: StepContext, kind: str) -> str:
     return plan_fingerprint(kind=kind, deployment=run.meta.get("deployment_id"), blue=run.meta.get("blue_arn"))
 
 
-@step
 class ApprovalGate(Step):
     kind = "approval"
 
@@ -103,7 +102,6 @@ class ApprovalGate(Step):
         raise StepFailed(f"approval request {decided.id} was {decided.status}")
 
 
-@step
 class MaintenanceWindowGate(Step):
     kind = "maintenance_window"
 

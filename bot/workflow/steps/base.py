@@ -1,4 +1,5 @@
-"""What every step gets from the runner, and the catalogue that maps a step kind to its code.
+"""What every step gets from the runner, and the base class every step derives from (the catalogue that maps a
+step kind to its class is `bot.workflow.steps.CATALOGUE`).
 
 A step observes (is it already done?), acts once, then waits for AWS to confirm. Everything a step must remember
 across a crash goes through `StepContext.save`; every AWS mutation goes through `StepContext.mutate`, which records it
@@ -10,12 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from bot.aws.gateway import AwsGateway, Mutation
 from bot.aws.models import Database, Registration
 from bot.config import Environment
-from bot.errors import AwsError, BadRequest, BlueGreenError, RunCancelled
+from bot.errors import AwsError, BlueGreenError, RunCancelled
 from bot.planning.fingerprint import switchover_fingerprint
 from bot.planning.plan import StepSpec
 from bot.workflow import failpoints
@@ -24,6 +25,8 @@ from storage import RunRecord, StepRecord, Store
 
 if TYPE_CHECKING:
     from bot.workflow.windows import WindowLedger
+
+T = TypeVar("T")
 
 
 class StepFailed(BlueGreenError):
@@ -119,6 +122,19 @@ class StepContext:
             )
         return database
 
+    async def recorded(self, key: str, fetch: Callable[[str], Awaitable[T | None]]) -> T | None:
+        """Fetch, fresh from AWS, the resource whose id or ARN the run recorded under meta[key]; None when nothing
+        is recorded or AWS no longer has it."""
+        value = self.run.meta.get(key)
+        return await fetch(value) if value else None
+
+    async def required(self, key: str, fetch: Callable[[str], Awaitable[T | None]], *, missing: str) -> T:
+        """As `recorded`, but absent is a failure: StepFailed(missing), "{}" in it standing for the recorded value."""
+        found = await self.recorded(key, fetch)
+        if found is None:
+            raise StepFailed(missing.format(self.run.meta.get(key) or "(unknown)"))
+        return found
+
     def database_on_record(self) -> Database:
         """The run's database by name and kind, without asking AWS (registration needs no more)."""
         kind = self.run.meta.get("database_kind", "instance")
@@ -188,7 +204,7 @@ async def verify_approved_plan(ctx: StepContext) -> None:
 
 
 class Step:
-    """A kind of step. Subclasses set `kind` and implement `run`."""
+    """A kind of step. Subclasses set `kind`, implement `run`, and are listed in `bot.workflow.steps.STEPS`."""
 
     kind: ClassVar[str]
     # Whether cancelling may interrupt it. Steps that restore a proxy's target must always finish.
@@ -196,20 +212,3 @@ class Step:
 
     async def run(self, ctx: StepContext) -> Replan | None:
         raise NotImplementedError
-
-
-CATALOGUE: dict[str, type[Step]] = {}
-
-
-def step(cls: type[Step]) -> type[Step]:
-    if cls.kind in CATALOGUE:
-        raise ValueError(f"duplicate step kind {cls.kind}")
-    CATALOGUE[cls.kind] = cls
-    return cls
-
-
-def lookup(kind: str) -> Step:
-    try:
-        return CATALOGUE[kind]()
-    except KeyError:
-        raise BadRequest(f"unknown step kind {kind!r} (run created by a newer version of the bot?)") from None

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.aws.gateway import health_of
 from bot.aws.models import Database, Deployment, Registration, major_version
+from bot.aws.responses import health_of
 from bot.errors import AwsError, ProxyNotSupported
 from bot.planning.fingerprint import switchover_fingerprint
 from bot.planning.plan import workaround_create_steps
 from bot.workflow import polling
-from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed, step, verify_approved_plan
+from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed, verify_approved_plan
 
 ACTIVE_STATUSES = {"PROVISIONING", "AVAILABLE", "SWITCHOVER_IN_PROGRESS", "SWITCHOVER_FAILED", "INVALID_CONFIGURATION"}
 
@@ -25,14 +25,11 @@ async def unhealthy_targets(ctx: StepContext, database: Database, registrations:
 
 
 async def current_deployment(ctx: StepContext) -> Deployment:
-    deployment_id = ctx.run.meta.get("deployment_id")
-    deployment = await ctx.gateway.deployment(deployment_id) if deployment_id else None
-    if deployment is None:
-        raise StepFailed(f"blue/green deployment {deployment_id or '(unknown)'} no longer exists")
-    return deployment
+    return await ctx.required(
+        "deployment_id", ctx.gateway.deployment, missing="blue/green deployment {} no longer exists"
+    )
 
 
-@step
 class PreflightCreate(Step):
     """Read-only: the database, where it is registered (the rollback record), no deployment in the way."""
 
@@ -72,7 +69,6 @@ class PreflightCreate(Step):
         return None
 
 
-@step
 class CreateDeployment(Step):
     """Runbook step 2: create the blue/green deployment (tagged with the run id)."""
 
@@ -121,7 +117,6 @@ class CreateDeployment(Step):
         return None
 
 
-@step
 class WaitDeploymentAvailable(Step):
     """Wait for the deployment to be AVAILABLE, reporting its tasks."""
 
@@ -153,7 +148,6 @@ class WaitDeploymentAvailable(Step):
         return None
 
 
-@step
 class PreflightSwitchover(Step):
     """Read-only: deployment AVAILABLE, green available at the expected version, every proxy target healthy."""
 
@@ -208,7 +202,6 @@ class PreflightSwitchover(Step):
         return None
 
 
-@step
 class Switchover(Step):
     """Runbook step 6: switch over and wait for SWITCHOVER_COMPLETED. Sent at most once per AVAILABLE deployment."""
 
@@ -265,7 +258,6 @@ class Switchover(Step):
         return None
 
 
-@step
 class LocateDeployment(Step):
     """Find the deployment of this database: before switchover its source, after switchover its target."""
 
@@ -304,15 +296,13 @@ class LocateDeployment(Step):
         return None
 
 
-@step
 class DeleteDeployment(Step):
     """Delete the deployment. DeleteTarget only before a switchover (after one, green is production)."""
 
     kind = "delete_deployment"
 
     async def run(self, ctx: StepContext) -> Replan | None:
-        deployment_id = ctx.run.meta.get("deployment_id")
-        deployment = await ctx.gateway.deployment(deployment_id) if deployment_id else None
+        deployment = await ctx.recorded("deployment_id", ctx.gateway.deployment)
         if deployment is None:
             ctx.say("deployment already deleted")
             return None
@@ -328,7 +318,6 @@ class DeleteDeployment(Step):
         return None
 
 
-@step
 class WaitDeploymentGone(Step):
     kind = "wait_deployment_gone"
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from bot.workflow import polling
-from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed, step
+from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed
 
 
-@step
 class DeleteOldBlue(Step):
     kind = "delete_old_blue"
 
     async def run(self, ctx: StepContext) -> Replan | None:
-        blue_arn = ctx.run.meta.get("blue_arn")
-        old = await ctx.gateway.database_by_arn(blue_arn) if blue_arn else None
+        old = await ctx.recorded("blue_arn", ctx.gateway.database_by_arn)
         if old is None:
             ctx.say("the old blue database is already gone")
             return None
@@ -31,7 +29,6 @@ class DeleteOldBlue(Step):
         return None
 
 
-@step
 class WaitOldBlueGone(Step):
     kind = "wait_old_blue_gone"
 

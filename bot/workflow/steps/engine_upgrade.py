@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from bot.aws.models import Database, major_version
 from bot.workflow import polling
-from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed, step
+from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed
 
 
 async def green_database(ctx: StepContext) -> Database:
-    green_arn = ctx.run.meta.get("green_arn")
-    green = await ctx.gateway.database_by_arn(green_arn) if green_arn else None
-    if green is None:
-        raise StepFailed(f"green database {green_arn or '(unknown)'} not found")
-    return green
+    return await ctx.required("green_arn", ctx.gateway.database_by_arn, missing="green database {} not found")
 
 
-@step
 class ModifyGreenVersion(Step):
     kind = "modify_green_version"
 
@@ -40,7 +35,6 @@ class ModifyGreenVersion(Step):
         return None
 
 
-@step
 class WaitGreenVersion(Step):
     kind = "wait_green_version"
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 
 from bot.aws.commands import aws_command, target_params
-from bot.aws.gateway import health_of, registered_as
 from bot.aws.models import Database, Registration
+from bot.aws.responses import health_of, registered_as
 from bot.errors import AlreadyRegistered, AwsError, InvalidState, NotRegistered
 from bot.workflow import polling
-from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed, step, verify_approved_plan
+from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed, verify_approved_plan
 
 
 async def is_registered(ctx: StepContext, registration: Registration, database: Database) -> bool:
@@ -123,7 +123,6 @@ def _timeout(ctx: StepContext) -> float:
     return float(ctx.params.get("timeout", ctx.env.target_timeout))
 
 
-@step
 class Detach(Step):
     """Runbook steps 1 and 5: deregister the database from every proxy target group it is registered with."""
 
@@ -169,7 +168,6 @@ class Detach(Step):
         return None
 
 
-@step
 class Reattach(Step):
     """Runbook steps 3 and 7 (and compensation): register the database under its name again on every proxy target
     group of the rollback record, then wait until every target is AVAILABLE."""
@@ -194,7 +192,6 @@ class Reattach(Step):
         return None
 
 
-@step
 class VerifyNativeTargets(Step):
     """Native strategy: AWS moves the proxy to the new primary by itself. Verify every proxy shows it AVAILABLE
     within a bound, and repair by registering again where it does not."""
@@ -225,7 +222,6 @@ class VerifyNativeTargets(Step):
         return None
 
 
-@step
 class EnsureRegistered(Step):
     """Rollback: make sure every proxy of the rollback record points at blue again."""
 
