@@ -20,8 +20,9 @@ from slack_bolt.response import BoltResponse
 
 from bot.config import Environment, Settings
 from bot.errors import BadRequest, BlueGreenError
-from handlers import blocks
 from handlers.approvers import ApproverResolver
+from handlers.messages import replies
+from handlers.messages.formatting import Message
 from handlers.parsing import ParsedCommand, parse_command
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,13 @@ async def require_operator(resolver: ApproverResolver, user: str, environment: E
         raise operator_refusal(environment)
 
 
-def ephemeral_response(message: blocks.Message) -> BoltResponse:
+def ephemeral_response(message: Message) -> BoltResponse:
     """An acknowledgement that shows `message` to the user who typed the command, and nobody else."""
     return BoltResponse(status=200, body={"response_type": "ephemeral", **message.as_kwargs()})
 
 
-def refusal_message(error: BlueGreenError) -> blocks.Message:
-    return blocks.error(error.message, error.fix)
+def refusal_message(error: BlueGreenError) -> Message:
+    return replies.error(error.message, error.fix)
 
 
 def command_guard(settings: Settings, resolver: ApproverResolver) -> Middleware:

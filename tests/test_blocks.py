@@ -7,8 +7,12 @@ import json
 import pytest
 
 from bot.workflow.events import AwsCall, RunSnapshot
-from handlers import blocks
 from handlers.ids import ApprovalActions
+from handlers.messages import replies
+from handlers.messages.approvals import ApprovalButtonValue, approval_decided, approval_request
+from handlers.messages.formatting import MAX_MESSAGE_BLOCKS, Message, truncate
+from handlers.messages.home import home_view
+from handlers.messages.runs import notice, run_parent, run_summary, runs_message, step_report
 from storage import RunRecord, StepRecord
 
 T0 = 1_700_000_000.0
@@ -57,7 +61,7 @@ def step(idx: int, status: str, title: str | None = None, **overrides: object) -
     return StepRecord(**fields)
 
 
-def as_json(message: blocks.Message) -> str:
+def as_json(message: Message) -> str:
     return json.dumps(message.as_kwargs())
 
 
@@ -69,7 +73,7 @@ def test_parent_checklist_shows_each_status_and_duration() -> None:
         step(3, "waiting"),
         step(4, "skipped"),
     ]
-    message = blocks.run_parent(RunSnapshot(run(), steps), now=T0 + 10)
+    message = run_parent(RunSnapshot(run(), steps), now=T0 + 10)
     rendered = as_json(message)
     for icon in (":white_check_mark:", ":x:", ":hourglass_flowing_sand:", ":white_circle:", ":fast_forward:"):
         assert icon in rendered
@@ -81,9 +85,9 @@ def test_parent_checklist_shows_each_status_and_duration() -> None:
 
 def test_a_long_checklist_stays_within_fifty_blocks_and_3000_characters() -> None:
     steps = [step(i, "done", title="x" * 140) for i in range(1200)] + [step(1200, "running", title="the current one")]
-    message = blocks.run_parent(RunSnapshot(run(), steps), now=T0 + 500)
+    message = run_parent(RunSnapshot(run(), steps), now=T0 + 500)
     payload = message.as_kwargs()
-    assert len(payload["blocks"]) <= blocks.MAX_MESSAGE_BLOCKS
+    assert len(payload["blocks"]) <= MAX_MESSAGE_BLOCKS
     assert all(len(block.get("text", {}).get("text", "")) <= 3000 for block in payload["blocks"])
     assert "the current one" in json.dumps(payload)
     assert "earlier steps" in json.dumps(payload)
@@ -91,7 +95,7 @@ def test_a_long_checklist_stays_within_fifty_blocks_and_3000_characters() -> Non
 
 def test_long_text_is_truncated_with_a_note_and_code_blocks_closed() -> None:
     text = "```" + "a" * 5000
-    cut = blocks.truncate(text)
+    cut = truncate(text)
     assert len(cut) <= 3000 and "truncated" in cut and cut.count("```") % 2 == 0
 
 
@@ -104,14 +108,14 @@ def test_step_report_lists_observations_and_aws_commands() -> None:
         T0,
     )
     failed = AwsCall("CreateBlueGreenDeployment", "aws rds create-blue-green-deployment", None, "InvalidParameter", T0)
-    message = blocks.step_report(RunSnapshot(run(), [step(0, "done")]), 0, ["target was AVAILABLE"], [call, failed])
+    message = step_report(RunSnapshot(run(), [step(0, "done")]), 0, ["target was AVAILABLE"], [call, failed])
     rendered = as_json(message)
     assert "```aws rds deregister-db-proxy-targets --db-proxy-name orders-proxy```" in rendered
     assert "0f1e-req" in rendered and "InvalidParameter" in rendered and "target was AVAILABLE" in rendered
 
 
 def test_approval_request_mentions_approvers_and_carries_a_typed_payload() -> None:
-    message = blocks.approval_request(
+    message = approval_request(
         request_id="a-12345678",
         run_id="r-1a2b3c4d",
         kind="switchover",
@@ -129,8 +133,8 @@ def test_approval_request_mentions_approvers_and_carries_a_typed_payload() -> No
     approve, reject = actions["elements"]
     assert (approve["action_id"], approve["style"]) == (ApprovalActions.approve, "primary")
     assert (reject["action_id"], reject["style"]) == (ApprovalActions.reject, "danger")
-    value = blocks.ApprovalButtonValue.decode(approve["value"])
-    assert value == blocks.ApprovalButtonValue("a-12345678", "r-1a2b3c4d", "fp-9")
+    value = ApprovalButtonValue.decode(approve["value"])
+    assert value == ApprovalButtonValue("a-12345678", "r-1a2b3c4d", "fp-9")
     assert message.text
 
 
@@ -139,7 +143,7 @@ def test_approval_request_mentions_approvers_and_carries_a_typed_payload() -> No
 )
 def test_foreign_button_values_are_refused(value: str) -> None:
     with pytest.raises(ValueError):
-        blocks.ApprovalButtonValue.decode(value)
+        ApprovalButtonValue.decode(value)
 
 
 @pytest.mark.parametrize(
@@ -152,7 +156,7 @@ def test_foreign_button_values_are_refused(value: str) -> None:
     ],
 )
 def test_decided_approval_replaces_the_buttons(decision: str, user: str | None, expected: str) -> None:
-    message = blocks.approval_decided(
+    message = approval_decided(
         request_id="a-1", run_id="r-1", kind="switchover", action="Switch", decision=decision, user=user, at=T0
     )
     rendered = as_json(message)
@@ -162,7 +166,7 @@ def test_decided_approval_replaces_the_buttons(decision: str, user: str | None, 
 def test_summary_states_each_proxys_time_without_a_target() -> None:
     finished = run(status="succeeded", finished_at=T0 + 125)
     windows = {"orders-proxy": {"seconds": 4.25, "overhead_seconds": 0.5}, "billing-proxy": {"seconds": 12.0}}
-    message = blocks.run_summary(RunSnapshot(finished, [step(0, "done")]), "succeeded", None, windows)
+    message = run_summary(RunSnapshot(finished, [step(0, "done")]), "succeeded", None, windows)
     rendered = as_json(message)
     assert "`orders-proxy`: 4.2s (of which 0.5s bot overhead)" in rendered and "`billing-proxy`: 12s" in rendered
     assert "2m 05s" in rendered and "orders-proxy" in message.text
@@ -173,13 +177,13 @@ def test_runs_list_and_home_link_to_threads() -> None:
         meta={"slack": {"channel": "C0OPS", "ts": "1.2", "permalink": "https://x.slack.com/archives/C0OPS/p12"}}
     )
     done = run(id="r-99999999", status="succeeded")
-    rendered = as_json(blocks.runs_message([linked, done], now=T0 + 60))
+    rendered = as_json(runs_message([linked, done], now=T0 + 60))
     assert "<https://x.slack.com/archives/C0OPS/p12|`r-1a2b3c4d`>" in rendered and "Recent runs" in rendered
-    home = blocks.home_view([linked], [done], now=T0 + 60).to_dict()
+    home = home_view([linked], [done], now=T0 + 60).to_dict()
     assert home["type"] == "home" and "https://x.slack.com/archives/C0OPS/p12" in json.dumps(home)
 
 
 def test_help_and_errors_have_a_text_fallback() -> None:
-    for message in (blocks.help_message(), blocks.error("Bad thing.", "Do this."), blocks.notice("hello")):
+    for message in (replies.help_message(), replies.error("Bad thing.", "Do this."), notice("hello")):
         payload = message.as_kwargs()
         assert payload["text"] and payload["blocks"]

@@ -22,10 +22,12 @@ from bot.workflow.events import (
     StepReport,
 )
 from handlers.ids import ApprovalActions
-from handlers.thread.sink import SlackThreadSink, message_tag
-from sandbox.slack.standin import SlackStandIn
+from handlers.thread.metadata import message_tag
+from handlers.thread.sink import SlackThreadSink
+from sandbox.slack import SlackStandIn
 from storage import Store, open_store
-from tests.slack_fixtures import ALICE, BOB, OPS, fast_client, slack_fixture  # noqa: F401  (the `slack` fixture)
+from tests.bot_fixtures import fast_client
+from tests.slack_fixtures import ALICE, BOB, OPS, slack_fixture  # noqa: F401  (the `slack` fixture)
 
 STEPS = [
     ("deregister", "Detach orders-pg from orders-proxy"),

@@ -11,9 +11,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.workflow.engine import Engine
-from handlers import blocks
 from handlers.after_ack import AfterAck
 from handlers.ids import HomeActions
+from handlers.messages.home import home_view
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def register(app: AsyncApp, engine: Engine, after_ack: AfterAck) -> None:
         active = [run for run in runs if run.is_active]
         recent = [run for run in runs if not run.is_active][:RECENT_RUNS]
         try:
-            await client.views_publish(user_id=event["user"], view=blocks.home_view(active, recent))
+            await client.views_publish(user_id=event["user"], view=home_view(active, recent))
         except SlackApiError as error:
             log.warning("views.publish failed: %s", error.response.get("error"))
 

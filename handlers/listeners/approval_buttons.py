@@ -17,9 +17,11 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.errors import BlueGreenError
 from bot.workflow.engine import Engine
-from handlers import blocks
 from handlers.after_ack import AfterAck
 from handlers.ids import ApprovalActions
+from handlers.messages import replies
+from handlers.messages.approvals import ApprovalButtonValue
+from handlers.messages.formatting import Message
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +41,22 @@ def _button_listener(decide: Decide, verb: str, after_ack: AfterAck) -> Callable
     async def _decide(body: dict, action: dict, respond: AsyncRespond) -> None:
         user = body["user"]["id"]
 
-        async def explain(message: blocks.Message) -> None:
+        async def explain(message: Message) -> None:
             await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
 
         try:
-            value = blocks.ApprovalButtonValue.decode(action.get("value", ""))
+            value = ApprovalButtonValue.decode(action.get("value", ""))
         except ValueError:
-            await explain(blocks.error("This button does not belong to a current approval request."))
+            await explain(replies.error("This button does not belong to a current approval request."))
             return
         try:
             await decide(value.request_id, user, value.fingerprint)
         except BlueGreenError as error:
             log.info("%s of %s by %s refused: %s", verb, value.request_id, user, error.message)
-            await explain(blocks.error(f"Your {verb} was not applied: {error.message}", error.fix))
+            await explain(replies.error(f"Your {verb} was not applied: {error.message}", error.fix))
         except Exception:
             log.exception("%s of %s failed", verb, value.request_id)
-            await explain(blocks.error(f"Your {verb} could not be recorded; nothing was changed.", "Try again."))
+            await explain(replies.error(f"Your {verb} could not be recorded; nothing was changed.", "Try again."))
 
     relay_decision.__name__ = f"relay_{verb}"
     return relay_decision

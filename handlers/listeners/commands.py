@@ -18,16 +18,20 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Settings
 from bot.errors import BlueGreenError
 from bot.workflow.engine import Engine
-from handlers import blocks, guards
+from handlers import guards
 from handlers.after_ack import AfterAck
 from handlers.approvers import ApproverResolver
 from handlers.guards import COMMAND_CONTEXT_KEY, CommandContext
 from handlers.ids import SLASH_COMMAND
 from handlers.listeners.modals import open_create_modal
+from handlers.messages import replies
+from handlers.messages.formatting import Message
+from handlers.messages.runs import run_accepted, run_cancelling, runs_message
+from handlers.messages.status import plan_message, status_message
 
 log = logging.getLogger(__name__)
 
-Reply = Callable[[blocks.Message], Awaitable[None]]
+Reply = Callable[[Message], Awaitable[None]]
 
 
 def register(
@@ -38,11 +42,11 @@ def register(
     ) -> None:
         request: CommandContext = context[COMMAND_CONTEXT_KEY]
         if request.command.name == "help":
-            await ack(**_ephemeral(blocks.help_message()))
+            await ack(**_ephemeral(replies.help_message()))
             return
         await ack()
 
-        async def reply(message: blocks.Message) -> None:
+        async def reply(message: Message) -> None:
             await respond(response_type="ephemeral", **message.as_kwargs())
 
         async def work() -> None:
@@ -53,7 +57,7 @@ def register(
             except Exception:
                 log.exception("/bluegreen %s failed", request.command.name)
                 await reply(
-                    blocks.error(
+                    replies.error(
                         "Something went wrong on the bot's side; nothing was started.",
                         "Try again, and tell the bot's operators if it keeps happening.",
                     )
@@ -79,19 +83,19 @@ async def _dispatch(
         await open_create_modal(client, engine, trigger_id=trigger_id, channel=request.channel, environment=environment)
     elif command.name == "status":
         assert command.database is not None
-        await reply(blocks.status_message(await engine.status(command.database, environment.name)))
+        await reply(status_message(await engine.status(command.database, environment.name)))
     elif command.name == "plan":
         run_request = command.to_request(requester=request.user, environment=environment.name, channel=request.channel)
-        await reply(blocks.plan_message(await engine.plan(run_request)))
+        await reply(plan_message(await engine.plan(run_request)))
     elif command.name == "runs":
-        await reply(blocks.runs_message(engine.runs(limit=20)))
+        await reply(runs_message(engine.runs(limit=20)))
     elif command.name == "cancel":
         assert command.run_id is not None
-        await reply(blocks.run_cancelling(await engine.cancel(command.run_id, request.user)))
+        await reply(run_cancelling(await engine.cancel(command.run_id, request.user)))
     elif command.starts_run:
         run_request = command.to_request(requester=request.user, environment=environment.name, channel=request.channel)
-        await reply(blocks.run_accepted(await engine.start(run_request)))
+        await reply(run_accepted(await engine.start(run_request)))
 
 
-def _ephemeral(message: blocks.Message) -> dict:
+def _ephemeral(message: Message) -> dict:
     return {"response_type": "ephemeral", **message.as_kwargs()}

@@ -21,10 +21,19 @@ from bot.config import Environment, Settings
 from bot.errors import BadRequest, BlueGreenError
 from bot.planning.requests import RunRequest
 from bot.workflow.engine import Engine
-from handlers import blocks, guards
+from handlers import guards
 from handlers.after_ack import AfterAck
 from handlers.approvers import ApproverResolver
 from handlers.ids import CreateModalActions, CreateModalBlockIds, CreateModalCallbacks
+from handlers.messages import replies
+from handlers.messages.create_modal import (
+    create_modal,
+    create_modal_loading,
+    create_modal_problem,
+    parse_create_modal_target,
+)
+from handlers.messages.formatting import Message
+from handlers.messages.runs import run_accepted
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +41,17 @@ log = logging.getLogger(__name__)
 async def open_create_modal(
     client: AsyncWebClient, engine: Engine, *, trigger_id: str, channel: str, environment: Environment
 ) -> None:
-    opened = await client.views_open(trigger_id=trigger_id, view=blocks.create_modal_loading(channel))
+    opened = await client.views_open(trigger_id=trigger_id, view=create_modal_loading(channel))
     view = opened["view"]
     try:
         databases = await engine.databases(environment.name)
         targets = await asyncio.gather(*(engine.upgrade_targets(db.identifier, environment.name) for db in databases))
-        form = blocks.create_modal(channel=channel, choices=list(zip(databases, targets, strict=True)))
+        form = create_modal(channel=channel, choices=list(zip(databases, targets, strict=True)))
     except BlueGreenError as error:
-        form = blocks.create_modal_problem(channel, guards.refusal_message(error))
+        form = create_modal_problem(channel, guards.refusal_message(error))
     except Exception:
         log.exception("could not fill the create modal")
-        form = blocks.create_modal_problem(channel, blocks.error("Could not list the databases.", "Try again later."))
+        form = create_modal_problem(channel, replies.error("Could not list the databases.", "Try again later."))
     await client.views_update(view_id=view["id"], hash=view.get("hash"), view=form)
 
 
@@ -70,12 +79,12 @@ def register(
             try:
                 if verdict is None:
                     await guards.require_operator(approvers, user, environment)
-                message = blocks.run_accepted(await engine.start(request))
+                message = run_accepted(await engine.start(request))
             except BlueGreenError as error:
                 message = guards.refusal_message(error)
             except Exception:
                 log.exception("create from the modal failed")
-                message = blocks.error("Something went wrong on the bot's side; nothing was started.")
+                message = replies.error("Something went wrong on the bot's side; nothing was started.")
             await _tell(client, channel=channel, user=user, message=message)
 
         after_ack.spawn(start_run())
@@ -88,7 +97,7 @@ def _run_request(view: dict, *, user: str, channel: str | None, environment: Env
     selected = _field(values, CreateModalBlockIds.target, CreateModalActions.target).get("selected_option") or {}
     if not selected.get("value"):
         raise BadRequest("Choose a database.")
-    database, engine_version = blocks.parse_create_modal_target(selected["value"])
+    database, engine_version = parse_create_modal_target(selected["value"])
     parameter_group = (
         _field(values, CreateModalBlockIds.parameter_group, CreateModalActions.parameter_group).get("value") or ""
     ).strip()
@@ -122,7 +131,7 @@ def _short(error: BadRequest | guards.NotAuthorised) -> str:
     return str(error)[:150]  # shown under the form field
 
 
-async def _tell(client: AsyncWebClient, *, channel: str | None, user: str, message: blocks.Message) -> None:
+async def _tell(client: AsyncWebClient, *, channel: str | None, user: str, message: Message) -> None:
     """Tells the submitter how it went: ephemeral in the command's channel, else a direct message."""
     try:
         if channel:
