@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sandbox.slack.state import Message
+from sandbox.slack.models import Message
 
 JsonDict = dict[str, Any]
 
