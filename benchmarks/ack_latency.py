@@ -34,19 +34,18 @@ from benchmarks.common import (
     OUTSIDER,
     REQUESTER,
     SandboxProcess,
+    benchmark_command,
     millis,
     new_signing_secret,
     print_rows,
     run_main,
     serving_bot,
     summarise,
-    temporary_directory,
-    wait_until,
-    write_results,
 )
-from handlers.blocks import ApprovalButtonValue
 from handlers.ids import ApprovalActions
-from sandbox.slack.standin import CommandResult, Message, SlackStandIn
+from handlers.messages.approvals import ApprovalButtonValue
+from sandbox.slack import CommandResult, Message, SlackStandIn
+from sandbox.waiting import async_wait_until
 from storage import Store, open_store
 
 NAME = "ack_latency"
@@ -72,7 +71,7 @@ async def start_run(slack: SlackStandIn, store: Store, text: str) -> str:
         return [run.id for run in store.runs.list(limit=500) if run.id not in before]
 
     try:
-        return (await wait_until(started, SETUP_TIMEOUT, f"a run started by /bluegreen {text}"))[0]
+        return (await async_wait_until(started, SETUP_TIMEOUT, what=f"a run started by /bluegreen {text}"))[0]
     except TimeoutError:
         raise RuntimeError(f"set-up: /bluegreen {text} started no run; the bot answered {result.body[:300]}") from None
 
@@ -97,14 +96,18 @@ def approve_value(message: Message) -> str:
 async def pending_approval(slack: SlackStandIn, store: Store) -> Message:
     """A real approval request, pending, with its buttons: create a deployment, then ask for a switchover."""
     created = await start_run(slack, store, f"create {DATABASE} --mode workaround")
-    await wait_until(
-        lambda: (run := store.runs.get(created)) is not None and not run.is_active, SETUP_TIMEOUT, "the create run"
+    await async_wait_until(
+        lambda: (run := store.runs.get(created)) is not None and not run.is_active,
+        SETUP_TIMEOUT,
+        what="the create run",
     )
     run = store.runs.get(created)
     if run is None or run.status != "succeeded":
         raise RuntimeError(f"set-up: create {created} ended {run.status if run else 'missing'}")
     switchover = await start_run(slack, store, f"switchover {DATABASE}")
-    return await wait_until(lambda: approval_message(slack, store, switchover), SETUP_TIMEOUT, "the approval request")
+    return await async_wait_until(
+        lambda: approval_message(slack, store, switchover), SETUP_TIMEOUT, what="the approval request"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- the load
@@ -202,10 +205,10 @@ async def measure(total: int, concurrency: int, workdir: Path) -> dict[str, Any]
                     cpu = meters.used()
                     request_id = ApprovalButtonValue.decode(approve_value(approval)).request_id
                     # Decisions run after the ack, queued behind the load's other work: give them time to land.
-                    await wait_until(
+                    await async_wait_until(
                         lambda: (found := store.approvals.get(request_id)) is not None and found.status != "pending",
                         30,
-                        "the approver's click to be recorded",
+                        what="the approver's click to be recorded",
                     )
                     decided = store.approvals.get(request_id)
                     outcome = f"{decided.status} by {decided.decided_by}" if decided else "missing"
@@ -262,17 +265,14 @@ def report(result: dict[str, Any]) -> None:
     print_rows(f"acknowledgement latency, {result['requests']} requests at {result['concurrency']} concurrent", rows)
 
 
-async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ack_latency", description=__doc__)
+def flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=500, help="timed requests (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight (default %(default)s)")
-    args = parser.parse_args(argv)
-    with temporary_directory(NAME) as workdir:
-        result = await measure(args.requests, args.concurrency, workdir)
-    report(result)
-    path = write_results(NAME, result, "python -m benchmarks.ack_latency " + " ".join(argv))
-    print(f"  written to {path.relative_to(path.parents[2])}")
-    return 0
+
+
+main = benchmark_command(
+    NAME, __doc__, flags, lambda args, workdir: measure(args.requests, args.concurrency, workdir), report
+)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ polls every 30 s like boto3's waiters (same sandbox durations, same run, real se
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import socket
@@ -24,13 +23,12 @@ from typing import Any
 
 from benchmarks.common import (
     SandboxProcess,
+    benchmark_command,
     engine_on_sandbox,
     print_rows,
     run_main,
     seconds,
-    temporary_directory,
-    wait_until,
-    write_results,
+    switchover_flags,
 )
 from benchmarks.proxy_detached_window import (
     PROXY,
@@ -41,10 +39,12 @@ from benchmarks.proxy_detached_window import (
     prepare_deployment,
 )
 from sandbox.aws.client import SandboxClient
+from sandbox.waiting import async_wait_until
 
 NAME = "app_outage"
 PROBE_INTERVAL = 0.05
 HANDSHAKE_TIMEOUT = 0.5
+HANDSHAKES_BEFORE = 5  # successful handshakes the prober has made before the switchover starts
 
 
 @dataclass(frozen=True)
@@ -101,11 +101,15 @@ async def probe_during(control: SandboxClient, switchover: Callable[[], Awaitabl
     """Runs `switchover` with the prober on; returns the app's longest gap next to the sandbox's own window."""
     since = last_seq(control)
     with Prober(control.listeners()[PROXY]) as prober:
-        await asyncio.sleep(5 * PROBE_INTERVAL)  # a few successful handshakes before the window opens
+        await async_wait_until(  # a few successful handshakes before the window opens
+            lambda: sum(p.ok for p in prober.probes) >= HANDSHAKES_BEFORE, 10, what="handshakes before the switchover"
+        )
         await switchover()
         # The listener follows the routes on the sandbox's next tick: wait for the first handshake after the end.
         ended = time.monotonic()
-        await wait_until(lambda: any(p.ok and p.at > ended for p in prober.probes), 10, "a handshake after the run")
+        await async_wait_until(
+            lambda: any(p.ok and p.at > ended for p in prober.probes), 10, what="a handshake after the run"
+        )
     gap, failed = longest_gap(prober.probes)
     window = detached_windows(control.timeline(since))[PROXY]
     return {
@@ -176,23 +180,14 @@ def report(result: dict[str, Any]) -> None:
     print_rows(f"application outage through orders-proxy (probe every {PROBE_INTERVAL * 1000:.0f} ms)", rows)
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.app_outage", description=__doc__)
-    parser.add_argument("--runs", type=int, default=3, help="bot switchovers (default %(default)s)")
-    parser.add_argument("--baseline-runs", type=int, default=1, help="baseline switchovers (default %(default)s)")
-    parser.add_argument("--baseline-poll", type=float, default=30.0, help="baseline poll interval, s (default 30)")
-    return parser.parse_args(argv)
-
-
-async def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    print(f"app_outage: {args.runs} bot and {args.baseline_runs} baseline switchovers", flush=True)
-    with temporary_directory(NAME) as workdir:
-        result = await measure(args.runs, args.baseline_runs, args.baseline_poll, workdir)
-    report(result)
-    path = write_results(NAME, result, "python -m benchmarks.app_outage " + " ".join(argv))
-    print(f"  written to {path.relative_to(path.parents[2])}")
-    return 0
+main = benchmark_command(
+    NAME,
+    __doc__,
+    switchover_flags(runs=3, baseline_runs=1),
+    lambda args, workdir: measure(args.runs, args.baseline_runs, args.baseline_poll, workdir),
+    report,
+    announce=lambda args: f"app_outage: {args.runs} bot and {args.baseline_runs} baseline switchovers",
+)
 
 
 if __name__ == "__main__":

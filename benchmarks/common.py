@@ -1,11 +1,13 @@
 """What every benchmark shares: the sandbox AWS and the Slack bot as subprocesses, an engine wired to the sandbox,
-condition waits, percentiles, and writing figures to `benchmarks/results/<name>.json`.
+percentiles, and the command line that measures, prints the figures and writes them to
+`benchmarks/results/<name>.json`. Waiting on a condition is `sandbox.waiting`'s, shared with the tests.
 
 The sandbox always runs in its own process, so the bot's event loop never shares a GIL with moto.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import datetime as dt
@@ -22,7 +24,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -31,6 +33,7 @@ from bot.config import Settings, load_settings
 from bot.workflow.engine import Engine
 from bot.workflow.events import Sink
 from bot.workflow.runner import GatewayPool
+from sandbox.waiting import async_wait_until
 from storage import Store, open_store
 
 if TYPE_CHECKING:
@@ -50,8 +53,6 @@ SANDBOX_CREDENTIALS = {
 }
 # Settings that must not leak from the developer's shell into a benchmark (real AWS, a real config file).
 LEAKY_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_RDS", "BLUEGREEN_CONFIG")
-
-T = TypeVar("T")
 
 
 def use_sandbox_credentials() -> None:
@@ -86,31 +87,6 @@ def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-
-
-# ------------------------------------------------------------------------------------------- waiting on conditions
-
-
-def wait_until_sync(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-async def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 # ------------------------------------------------------------------------------------------------ the sandbox AWS
@@ -233,7 +209,7 @@ async def approve_when_asked(engine: Engine, run_id: str, approver: str = APPROV
         request = engine.store.approvals.latest(run_id)
         return request.id if request and request.status == "pending" else None
 
-    request_id = await wait_until(pending, timeout, f"an approval request on {run_id}")
+    request_id = await async_wait_until(pending, timeout, what=f"an approval request on {run_id}")
     await engine.approve(request_id, approver)
 
 
@@ -266,19 +242,21 @@ class BotServer:
 
     async def healthy(self, timeout: float = 60.0, interval: float = 0.005) -> float:
         """Poll `GET /healthz` until it answers 200; returns seconds since spawn."""
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout
+        proc = self._proc
+        assert proc is not None
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-            while True:
-                if self._proc.poll() is not None:
-                    raise RuntimeError(f"the bot exited with {self._proc.returncode}; see {self._log_path}")
+
+            async def since_spawn_once_healthy() -> float | None:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the bot exited with {proc.returncode}; see {self._log_path}")
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with session.get(f"{self.url}/healthz") as response:
                         if response.status == 200:
                             return time.perf_counter() - self.spawned_at
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the bot was not healthy within {timeout} s; see {self._log_path}")
-                await asyncio.sleep(interval)
+                return None
+
+            what = f"a healthy bot (GET /healthz answering 200); see {self._log_path}"
+            return await async_wait_until(since_spawn_once_healthy, timeout, interval=interval, what=what)
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -367,7 +345,65 @@ def temporary_directory(prefix: str) -> Iterator[Path]:
         yield Path(path)
 
 
-def run_main(main: Callable[[list[str]], Awaitable[int]]) -> None:
+# -------------------------------------------------------------------------------------------- the command line
+
+Flags = Callable[[argparse.ArgumentParser], None]
+Measure = Callable[[argparse.Namespace, Path], Awaitable[dict[str, Any]]]
+Main = Callable[[list[str]], Awaitable[int]]
+
+
+def switchover_flags(*, runs: int, baseline_runs: int) -> Flags:
+    """`--runs`, `--baseline-runs` and `--baseline-poll`: the flags of a benchmark that times the bot's switchovers
+    against the runbook's boto3 baseline."""
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--runs", type=int, default=runs, help="bot switchovers (default %(default)s)")
+        parser.add_argument(
+            "--baseline-runs", type=int, default=baseline_runs, help="baseline switchovers (default %(default)s)"
+        )
+        parser.add_argument("--baseline-poll", type=float, default=30.0, help="baseline poll interval, s (default 30)")
+
+    return add
+
+
+def benchmark_command(
+    name: str,
+    description: str | None,
+    flags: Flags,
+    measure: Measure,
+    report: Callable[[dict[str, Any]], None],
+    *,
+    announce: Callable[[argparse.Namespace], str] | None = None,
+    divert: Callable[[argparse.Namespace], Awaitable[int | None]] | None = None,
+) -> Main:
+    """The `main(argv)` of `python -m benchmarks.<name>`: parses the flags `flags` adds (`--help` shows
+    `description`), prints `announce(args)` if given, awaits `measure(args, workdir)` in a fresh temporary directory,
+    prints the figures with `report`, and writes them with the command line to `benchmarks/results/<name>.json`.
+
+    `divert(args)`, if given, runs first: when it returns an exit code, that is the whole of the run (how
+    memory_50_runs' `--drive` process answers with JSON on stdout and writes nothing)."""
+
+    async def main(argv: list[str]) -> int:
+        parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=description)
+        flags(parser)
+        args = parser.parse_args(argv)
+        if divert is not None:
+            code = await divert(args)
+            if code is not None:
+                return code
+        if announce is not None:
+            print(announce(args), flush=True)
+        with temporary_directory(name) as workdir:
+            result = await measure(args, workdir)
+        report(result)
+        path = write_results(name, result, f"python -m benchmarks.{name} " + " ".join(argv))
+        print(f"  written to {path.relative_to(path.parents[2])}")
+        return 0
+
+    return main
+
+
+def run_main(main: Main) -> None:
     """Entry point of a benchmark module: `asyncio.run(main(argv))`, exit code passed through."""
     use_sandbox_credentials()
     sys.exit(asyncio.run(main(sys.argv[1:])))

@@ -41,23 +41,22 @@ from benchmarks.common import (
     SandboxProcess,
     bench_engine,
     bench_settings,
+    benchmark_command,
     boto3_client,
     clean_environment,
     new_signing_secret,
     print_rows,
     run_main,
     seconds,
-    temporary_directory,
-    wait_until_sync,
-    write_results,
 )
 from bot.planning.requests import RunRequest
 from handlers.pacing import PacedWebClient
 from handlers.thread.sink import SlackThreadSink
+from sandbox.waiting import wait_until
 from storage import open_store
 
 if TYPE_CHECKING:
-    from sandbox.slack.standin import RecordedCall
+    from sandbox.slack import RecordedCall
 
 NAME = "memory_50_runs"
 TARGET_PEAK_RSS_MB = 200
@@ -129,7 +128,7 @@ def create_fleet(endpoint: str, databases: list[str]) -> None:
                 return False
         return True
 
-    wait_until_sync(all_available, 60, "every new proxy target AVAILABLE", interval=0.5)
+    wait_until(all_available, 60, interval=0.5, what="every new proxy target AVAILABLE")
 
 
 # ------------------------------------------------------------------------------- the bot process (`--drive`)
@@ -237,7 +236,7 @@ def rate_limit_report(calls: list[RecordedCall]) -> dict[str, Any]:
 
 
 def measure(runs: int, channels: int, workdir: Path) -> dict[str, Any]:
-    from sandbox.slack.standin import SlackStandInThread  # not at the top: the `--drive` process must not load moto
+    from sandbox.slack import SlackStandInThread  # not at the top: the `--drive` process must not load moto
 
     databases = database_names(runs)
     standin = SlackStandInThread(signing_secret=new_signing_secret(), bot_token=BOT_TOKEN)
@@ -292,30 +291,33 @@ def report(result: dict[str, Any]) -> None:
     print_rows(f"{result['runs']} concurrent runs in one process", rows)
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory_50_runs", description=__doc__)
+def flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=50, help="concurrent runs, one database each (default 50)")
     parser.add_argument("--channels", type=int, default=1, help="channels the runs are requested from (default 1)")
     parser.add_argument("--drive", action="store_true", help=argparse.SUPPRESS)  # the bot process itself
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--slack-url", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
 
 
-async def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    if args.drive:
-        result = await drive(args.endpoint, args.slack_url, args.workdir, database_names(args.runs), args.channels)
-        print(json.dumps(result))
-        return 0
-    print(f"memory_50_runs: {args.runs} concurrent runs", flush=True)
-    with temporary_directory(NAME) as workdir:
-        result = await asyncio.to_thread(measure, args.runs, args.channels, workdir)
-    report(result)
-    path = write_results(NAME, result, "python -m benchmarks.memory_50_runs " + " ".join(argv))
-    print(f"  written to {path.relative_to(path.parents[2])}")
+async def drive_instead(args: argparse.Namespace) -> int | None:
+    """With `--drive`, this process is the bot process: it drives the runs and prints its figures as JSON."""
+    if not args.drive:
+        return None
+    result = await drive(args.endpoint, args.slack_url, args.workdir, database_names(args.runs), args.channels)
+    print(json.dumps(result))
     return 0
+
+
+main = benchmark_command(
+    NAME,
+    __doc__,
+    flags,
+    lambda args, workdir: asyncio.to_thread(measure, args.runs, args.channels, workdir),
+    report,
+    announce=lambda args: f"memory_50_runs: {args.runs} concurrent runs",
+    divert=drive_instead,
+)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ as boto3's waiters do (real seconds, so it runs only `--baseline-runs` times, de
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import time
@@ -31,13 +30,13 @@ from benchmarks.common import (
     REQUESTER,
     SandboxProcess,
     approve_when_asked,
+    benchmark_command,
     boto3_client,
     engine_on_sandbox,
     print_rows,
     run_main,
     seconds,
-    temporary_directory,
-    write_results,
+    switchover_flags,
 )
 from bot.planning.requests import RunRequest
 from bot.workflow.engine import Engine
@@ -296,23 +295,14 @@ def report(result: dict[str, Any]) -> None:
     print_rows("proxy-detached window (workaround switchover, orders-proxy)", rows)
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.proxy_detached_window", description=__doc__)
-    parser.add_argument("--runs", type=int, default=7, help="bot switchovers (default %(default)s)")
-    parser.add_argument("--baseline-runs", type=int, default=2, help="baseline switchovers (default %(default)s)")
-    parser.add_argument("--baseline-poll", type=float, default=30.0, help="baseline poll interval, s (default 30)")
-    return parser.parse_args(argv)
-
-
-async def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    print(f"proxy_detached_window: {args.runs} bot and {args.baseline_runs} baseline switchovers", flush=True)
-    with temporary_directory(NAME) as workdir:
-        result = await measure(args.runs, args.baseline_runs, args.baseline_poll, workdir)
-    report(result)
-    path = write_results(NAME, result, "python -m benchmarks.proxy_detached_window " + " ".join(argv))
-    print(f"  written to {path.relative_to(path.parents[2])}")
-    return 0
+main = benchmark_command(
+    NAME,
+    __doc__,
+    switchover_flags(runs=7, baseline_runs=2),
+    lambda args, workdir: measure(args.runs, args.baseline_runs, args.baseline_poll, workdir),
+    report,
+    announce=lambda args: f"proxy_detached_window: {args.runs} bot and {args.baseline_runs} baseline switchovers",
+)
 
 
 if __name__ == "__main__":

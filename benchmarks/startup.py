@@ -16,15 +16,14 @@ from typing import Any
 from benchmarks.common import (
     BOT_TOKEN,
     BotServer,
+    benchmark_command,
     new_signing_secret,
     print_rows,
     run_main,
     seconds,
     summarise,
-    temporary_directory,
-    write_results,
 )
-from sandbox.slack.standin import SlackStandIn
+from sandbox.slack import SlackStandIn
 
 NAME = "startup"
 
@@ -61,16 +60,11 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
-async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__)
+def flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--starts", type=int, default=5, help="how many starts (default %(default)s)")
-    args = parser.parse_args(argv)
-    with temporary_directory(NAME) as workdir:
-        result = await measure(args.starts, workdir)
-    report(result)
-    path = write_results(NAME, result, "python -m benchmarks.startup " + " ".join(argv))
-    print(f"  written to {path.relative_to(path.parents[2])}")
-    return 0
+
+
+main = benchmark_command(NAME, __doc__, flags, lambda args, workdir: measure(args.starts, workdir), report)
 
 
 if __name__ == "__main__":

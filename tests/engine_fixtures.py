@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from bot.workflow.engine import Engine
 from bot.workflow.events import Event
 from bot.workflow.runner import GatewayPool
 from sandbox.aws import Sandbox
+from sandbox.waiting import async_wait_until
 from storage import ApprovalRequest, Store, open_store
 
 REQUESTER, APPROVER, OUTSIDER = "U0ALICE", "U0BOB", "U0MALLORY"
@@ -75,23 +75,12 @@ def request(kind: str, database: str, **kwargs: Any) -> RunRequest:
     return RunRequest(kind=kind, database=database, requester=kwargs.pop("requester", REQUESTER), **kwargs)  # type: ignore[arg-type]
 
 
-async def eventually(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
-
-
 async def pending_request(store: Store, run_id: str, kind: str | None = None) -> ApprovalRequest:
     def latest() -> ApprovalRequest | None:
         found = store.approvals.latest(run_id, kind)
         return found if found and found.status == "pending" else None
 
-    return await eventually(latest, what=f"an approval request on {run_id}")
+    return await async_wait_until(latest, 10, what=f"an approval request on {run_id}")
 
 
 async def run_to_end(engine: Engine, req: RunRequest, *, approver: str | None = APPROVER, within: float = 30) -> Any:

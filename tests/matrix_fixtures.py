@@ -27,9 +27,10 @@ from bot.planning.plan import Plan, StepSpec
 from bot.planning.requests import RunRequest
 from bot.workflow.engine import Engine
 from sandbox.aws import Sandbox
+from sandbox.waiting import WaitTimeout, async_wait_until, wait_until
 from storage import Store, open_store
 from tests.engine_fixtures import APPROVER, engine_env, request, sandbox_gateways
-from tests.sandbox_fixtures import FAST_DURATIONS, make_aws_client, wait_until
+from tests.sandbox_fixtures import FAST_DURATIONS, make_aws_client
 
 REPO = Path(__file__).resolve().parent.parent
 DATABASE = "orders-pg"
@@ -172,12 +173,13 @@ class BotProcess:
 
     async def ended(self, timeout: float = SETTLE_TIMEOUT) -> int:
         """Wait for the process to exit (and reap it, so its pid no longer looks alive); return its exit code."""
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None:
-            if time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"`python -m bot {' '.join(self.args)}` still running after {timeout} s")
-            await asyncio.sleep(0.02)
+        try:
+            await async_wait_until(
+                lambda: self.proc.poll() is not None, timeout, what=f"`python -m bot {' '.join(self.args)}` to exit"
+            )
+        except WaitTimeout:
+            self.stop()
+            raise
         return self.proc.returncode
 
     async def killed_at_failpoint(self, timeout: float = SETTLE_TIMEOUT) -> float:

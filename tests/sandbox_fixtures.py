@@ -9,9 +9,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 import pytest
@@ -31,19 +30,6 @@ FAST_DURATIONS = Durations(
     deleting=0.2,
     upgrading=0.25,
 )
-T = TypeVar("T")
-
-
-def wait_until(condition: Callable[[], T], timeout: float = 5.0, interval: float = 0.02, what: str = "") -> T:
-    """Poll `condition` until it returns something truthy and return it; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition!r}")
-        time.sleep(interval)
 
 
 def db_arn(db_id: str) -> str:

@@ -23,27 +23,29 @@ from typing import Any
 import pytest
 
 from bot.sinks.console import ConsoleSink
-from handlers.blocks import ApprovalButtonValue
 from handlers.guards import ReplayGuard
 from handlers.ids import ApprovalActions
+from handlers.messages.approvals import ApprovalButtonValue
 from sandbox.aws import Sandbox
-from sandbox.slack.standin import CommandResult, Message, SlackStandIn
+from sandbox.slack import CommandResult, Message, SlackStandIn
+from tests.bot_fixtures import (
+    Bot,
+    aws_mutations,
+    make_settings,
+    sandbox_engine,
+    serve_bot,
+)
 from tests.slack_fixtures import (
     ALICE,
     BOB,
     CAROL,
     DAVE,
     OPS,
-    Bot,
     RequestRecorder,
     approval_message,
     approve_value,
     assert_thread_complete,
-    aws_mutations,
     click_button,
-    make_settings,
-    sandbox_engine,
-    serve_bot,
     slack_fixture,  # noqa: F401  (the `slack` fixture)
     start_run,
 )

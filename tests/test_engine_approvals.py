@@ -9,6 +9,7 @@ import pytest
 from bot.config import load_settings
 from bot.errors import ApprovalRefused
 from bot.workflow.engine import Engine
+from sandbox.waiting import async_wait_until, wait_until
 from storage import open_store
 from tests.engine_fixtures import (
     APPROVER,
@@ -21,7 +22,6 @@ from tests.engine_fixtures import (
     run_to_end,
     sandbox_gateways,
 )
-from tests.sandbox_fixtures import wait_until
 
 
 @pytest.fixture
@@ -93,18 +93,16 @@ async def test_aws_changing_after_approval_requires_a_new_approval(engine, sandb
     )
     wait_until(
         lambda: rds.describe_db_instances(DBInstanceIdentifier=green_id)["DBInstances"][0]["EngineVersion"] == "16.4",
+        timeout=5,
         what="green upgraded",
     )
     await engine.approve(pending.id, APPROVER)
 
-    async def newer_request():
-        while True:
-            latest = engine.store.approvals.latest(run.id)
-            if latest and latest.id != pending.id and latest.status == "pending":
-                return latest
-            await asyncio.sleep(0.05)
+    def newer_request():
+        latest = engine.store.approvals.latest(run.id)
+        return latest if latest and latest.id != pending.id and latest.status == "pending" else None
 
-    fresh = await asyncio.wait_for(newer_request(), 15)
+    fresh = await async_wait_until(newer_request, 15, interval=0.05, what="a new approval request")
     assert fresh.fingerprint != pending.fingerprint
     assert calls(sandbox, "SwitchoverBlueGreenDeployment", ok_only=False) == []
     await engine.approve(fresh.id, APPROVER)

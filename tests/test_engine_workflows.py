@@ -7,10 +7,10 @@ import pytest
 
 from bot.errors import BadRequest
 from bot.workflow.events import Notice, RunFinished
+from sandbox.waiting import async_wait_until
 from tests.engine_fixtures import (
     REQUESTER,
     calls,
-    eventually,
     pending_request,
     request,
     run_to_end,
@@ -219,4 +219,6 @@ async def test_run_finished_event_reports_each_proxy_window(engine, sandbox, sin
     assert len(finished) == 1
     window = finished[0].windows["orders-proxy"]
     assert window["seconds"] >= window["aws_seconds"] > 0
-    await eventually(lambda: engine.store.audit.list(run_id=switched.id, action="run:succeeded"))
+    await async_wait_until(
+        lambda: engine.store.audit.list(run_id=switched.id, action="run:succeeded"), 10, what="run:succeeded audited"
+    )

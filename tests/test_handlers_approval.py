@@ -5,28 +5,28 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.aws.gateway import AwsGateway
-from bot.workflow.engine import Engine
-from bot.workflow.runner import GatewayPool
-from handlers.blocks import ApprovalButtonValue
 from handlers.ids import ApprovalActions
+from handlers.messages.approvals import ApprovalButtonValue
 from sandbox.aws import Sandbox
-from sandbox.slack.standin import SlackStandIn
+from sandbox.slack import SlackStandIn
+from tests.bot_fixtures import (
+    Bot,
+    make_settings,
+    sandbox_engine,
+    serve_bot,
+)
 from tests.slack_fixtures import (
     ALICE,
     BOB,
     CAROL,
     DAVE,
     OPS,
-    Bot,
-    make_settings,
-    serve_bot,
     slack_fixture,  # noqa: F401  (the `slack` fixture)
 )
 
@@ -39,19 +39,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
-def real_engine(endpoint: str) -> Callable[..., Engine]:
-    def factory(store, settings, sinks, approvers) -> Engine:
-        gateways = GatewayPool(lambda env: AwsGateway(region=env.region, endpoint_url=endpoint))
-        return Engine(
-            store=store, settings=settings, sinks=sinks, approver_check=approvers.approver_check, gateways=gateways
-        )
-
-    return factory
-
-
 @pytest.fixture
 async def live(slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path, aws_env: None) -> AsyncIterator[Bot]:
-    async with serve_bot(slack, make_settings(tmp_path, slack.base_url), real_engine(sandbox.endpoint)) as served:
+    async with serve_bot(slack, make_settings(tmp_path, slack.base_url), sandbox_engine(sandbox.endpoint)) as served:
         yield served
 
 
@@ -174,7 +164,7 @@ async def test_a_rejection_ends_the_run(slack: SlackStandIn, live: Bot) -> None:
 @pytest.fixture
 async def short_lived(slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path, aws_env: None) -> AsyncIterator[Bot]:
     settings = make_settings(tmp_path, slack.base_url, approval_ttl=1)
-    async with serve_bot(slack, settings, real_engine(sandbox.endpoint)) as served:
+    async with serve_bot(slack, settings, sandbox_engine(sandbox.endpoint)) as served:
         yield served
 
 

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from handlers.ids import CreateModalActions, CreateModalBlockIds
-from sandbox.slack.standin import SlackStandIn
+from sandbox.slack import SlackStandIn
+from tests.bot_fixtures import (
+    Bot,
+    bot_fixture,  # noqa: F401  (the `bot` fixture)
+)
 from tests.slack_fixtures import (
     ALICE,
     DAVE,
     OPS,
-    Bot,
-    fake_engine,
-    make_settings,
-    serve_bot,
     slack_fixture,  # noqa: F401  (the `slack` fixture)
 )
-
-
-@pytest.fixture
-async def bot(slack: SlackStandIn, tmp_path: Path) -> AsyncIterator[Bot]:
-    async with serve_bot(slack, make_settings(tmp_path, slack.base_url), fake_engine) as served:
-        yield served
 
 
 async def open_form(slack: SlackStandIn, user: str = ALICE) -> dict:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.waiting import WaitTimeout, async_wait_until
 from tests.engine_fixtures import APPROVER, REQUESTER, calls, engine_env, pending_request, request, run_to_end, targets
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,14 +51,13 @@ def proxy_target_ids(rds, proxy: str) -> set[str]:
 
 
 async def wait_killed(proc: subprocess.Popen[str], timeout: float = 60) -> str:
-    import asyncio
-
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("the bot was not killed at its failpoint")
-        await asyncio.sleep(0.05)
+    try:
+        await async_wait_until(
+            lambda: proc.poll() is not None, timeout, interval=0.05, what="the bot to be killed at its failpoint"
+        )
+    except WaitTimeout:
+        proc.kill()
+        raise
     output = proc.stdout.read() if proc.stdout else ""
     assert proc.returncode == -signal.SIGKILL, output
     return output
@@ -120,18 +120,15 @@ async def test_create_resumes_after_sigkill_while_the_proxy_is_detached(engine, 
 
 
 async def _approve_when_asked(engine, proc: subprocess.Popen[str]) -> str:
-    import asyncio
+    def run_started() -> str | None:
+        runs = [r for r in engine.store.runs.list(limit=5) if r.kind == "switchover"]
+        if runs:
+            return runs[0].id
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read() if proc.stdout else "bot exited")
+        return None
 
-    async def run_started() -> str:
-        while True:
-            runs = [r for r in engine.store.runs.list(limit=5) if r.kind == "switchover"]
-            if runs:
-                return runs[0].id
-            if proc.poll() is not None:
-                raise AssertionError(proc.stdout.read() if proc.stdout else "bot exited")
-            await asyncio.sleep(0.05)
-
-    run_id = await asyncio.wait_for(run_started(), 30)
+    run_id = await async_wait_until(run_started, 30, interval=0.05, what="the switchover run to start")
     pending = await pending_request(engine.store, run_id)
     await engine.approve(pending.id, APPROVER)
     return run_id

@@ -6,7 +6,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sandbox.aws.blue_green import CLUSTER_TASKS, INSTANCE_TASKS
-from tests.sandbox_fixtures import cluster_arn, db_arn, wait_until
+from sandbox.waiting import wait_until
+from tests.sandbox_fixtures import cluster_arn, db_arn
 
 
 def deployment(rds, deployment_id: str) -> dict:
@@ -128,6 +129,7 @@ def test_switchover_only_from_available_and_databases_frozen_during_it(rds):
         lambda: any(
             d["Status"] == "SWITCHOVER_IN_PROGRESS" for d in deployment(rds, deployment_id)["SwitchoverDetails"]
         ),
+        timeout=5,
         what="members switching over",
     )
     wait_status(rds, deployment_id, "SWITCHOVER_COMPLETED")
@@ -202,7 +204,7 @@ def test_delete_with_target_deletes_green_after_deleting(rds):
             return exc.response["Error"]["Code"] == "BlueGreenDeploymentNotFoundFault"
         return False
 
-    wait_until(gone, what="deployment deleted")
+    wait_until(gone, timeout=5, what="deployment deleted")
     ids = {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}
     assert green_id not in ids and "orders-pg" in ids
 
@@ -216,7 +218,7 @@ def test_delete_target_refused_after_switchover_but_plain_delete_keeps_old_blue(
         rds.delete_blue_green_deployment(BlueGreenDeploymentIdentifier=deployment_id, DeleteTarget=True)
     assert code_of(caught) == "InvalidBlueGreenDeploymentStateFault"
     rds.delete_blue_green_deployment(BlueGreenDeploymentIdentifier=deployment_id)
-    wait_until(lambda: rds.describe_blue_green_deployments()["BlueGreenDeployments"] == [], what="deleted")
+    wait_until(lambda: rds.describe_blue_green_deployments()["BlueGreenDeployments"] == [], timeout=5, what="deleted")
     ids = {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}
     assert {"orders-pg", "orders-pg-old1"} <= ids
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from tests.sandbox_fixtures import db_arn, wait_until
+from sandbox.waiting import wait_until
+from tests.sandbox_fixtures import db_arn
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -93,10 +94,10 @@ def test_listener_handshake_follows_target_health(rds, sandbox_client):
     rds.deregister_db_proxy_targets(DBProxyName="orders-proxy", DBInstanceIdentifiers=["orders-pg"])
     assert held.recv(16) == b""  # the proxy dropped the established connection
     held.close()
-    wait_until(lambda: read_handshake(listeners["orders-proxy"]) == b"", what="closed without an OK line")
+    wait_until(lambda: read_handshake(listeners["orders-proxy"]) == b"", timeout=5, what="closed without an OK line")
 
     rds.register_db_proxy_targets(DBProxyName="orders-proxy", DBInstanceIdentifiers=["orders-pg"])
-    wait_until(lambda: read_handshake(listeners["orders-proxy"]).startswith(b"OK "), what="OK again")
+    wait_until(lambda: read_handshake(listeners["orders-proxy"]).startswith(b"OK "), timeout=5, what="OK again")
 
 
 def test_proxy_metrics_reach_cloudwatch(aws_client, rds, sandbox_client):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.sandbox_fixtures import cluster_arn, db_arn, wait_until
+from sandbox.waiting import wait_until
+from tests.sandbox_fixtures import cluster_arn, db_arn
 
 
 def targets(rds, proxy: str) -> list[tuple[str, str]]:
@@ -22,7 +23,7 @@ def status(rds, deployment_id: str) -> str:
 
 
 def wait_status(rds, deployment_id: str, wanted: str) -> None:
-    wait_until(lambda: status(rds, deployment_id) == wanted, what=wanted)
+    wait_until(lambda: status(rds, deployment_id) == wanted, timeout=5, what=wanted)
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,9 @@ def test_legacy_workaround_and_the_proxy_keeps_tracking_old_blue(rds):
     created = rds.create_blue_green_deployment(BlueGreenDeploymentName="bg", Source=db_arn("orders-pg"))
     deployment_id = created["BlueGreenDeployment"]["BlueGreenDeploymentIdentifier"]
     rds.register_db_proxy_targets(DBProxyName="orders-proxy", DBInstanceIdentifiers=["orders-pg"])
-    wait_until(lambda: targets(rds, "orders-proxy") == [("orders-pg", "AVAILABLE")], what="blue re-registered")
+    wait_until(
+        lambda: targets(rds, "orders-proxy") == [("orders-pg", "AVAILABLE")], timeout=5, what="blue re-registered"
+    )
     wait_status(rds, deployment_id, "AVAILABLE")
     rds.switchover_blue_green_deployment(BlueGreenDeploymentIdentifier=deployment_id)
     wait_status(rds, deployment_id, "SWITCHOVER_COMPLETED")
@@ -73,7 +76,9 @@ def test_native_creation_with_proxy_attached_and_proxy_follows_after_completion(
     assert targets(rds, "orders-proxy") == [("orders-pg", "REGISTERING")]
     [target] = rds.describe_db_proxy_targets(DBProxyName="orders-proxy")["Targets"]
     assert target["Endpoint"].startswith("orders-pg.")
-    wait_until(lambda: targets(rds, "orders-proxy") == [("orders-pg", "AVAILABLE")], what="new primary AVAILABLE")
+    wait_until(
+        lambda: targets(rds, "orders-proxy") == [("orders-pg", "AVAILABLE")], timeout=5, what="new primary AVAILABLE"
+    )
     events = [e for e in sandbox.control.timeline() if e["kind"] == "transition"]
     completed = next(e["seq"] for e in events if e["state"] == "SWITCHOVER_COMPLETED")
     registering = next(
@@ -96,6 +101,7 @@ def test_native_aurora_follow_lists_the_new_members(rds, sandbox_client):
             sorted(targets(rds, "ledger-proxy"))
             == [("ledger-aurora", "AVAILABLE"), ("ledger-aurora-1", "AVAILABLE"), ("ledger-aurora-2", "AVAILABLE")]
         ),
+        timeout=5,
         what="cluster and members AVAILABLE on the new primary",
     )
 

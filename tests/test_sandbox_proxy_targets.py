@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.sandbox_fixtures import wait_until
+from sandbox.waiting import wait_until
 
 
 def targets(rds, proxy: str, group: str | None = None) -> list[dict]:
@@ -55,7 +55,7 @@ def test_registered_target_is_registering_then_available(rds, sandbox):
     registered = rds.register_db_proxy_targets(DBProxyName="orders-proxy", DBInstanceIdentifiers=["orders-pg"])
     assert registered["DBProxyTargets"][0]["TargetHealth"]["State"] == "REGISTERING"
     assert health(rds, "orders-proxy", "orders-pg")["State"] == "REGISTERING"
-    wait_until(lambda: health(rds, "orders-proxy", "orders-pg")["State"] == "AVAILABLE", what="AVAILABLE")
+    wait_until(lambda: health(rds, "orders-proxy", "orders-pg")["State"] == "AVAILABLE", timeout=5, what="AVAILABLE")
     states = [
         e["state"]
         for e in sandbox.control.timeline()
@@ -144,4 +144,4 @@ def test_proxy_created_through_the_api_gets_a_listener(aws_client, rds, sandbox_
         RoleArn="arn:aws:iam::123456789012:role/proxy",
         VpcSubnetIds=subnets,
     )
-    wait_until(lambda: "extra-proxy" in sandbox_client.listeners(), what="a listener for extra-proxy")
+    wait_until(lambda: "extra-proxy" in sandbox_client.listeners(), timeout=5, what="a listener for extra-proxy")

@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sandbox.aws.upgrades import MAJOR_UPGRADE_FLAG_MESSAGE, major_version
-from tests.sandbox_fixtures import wait_until
+from sandbox.waiting import wait_until
 
 
 def instance(rds, db_id: str) -> dict:
@@ -34,13 +34,13 @@ def test_instance_upgrade_is_upgrading_then_available_at_the_new_version(rds):
     )
     assert response["DBInstance"]["DBInstanceStatus"] == "upgrading"
     assert instance(rds, "orders-pg")["EngineVersion"] == "15.7"
-    wait_until(lambda: instance(rds, "orders-pg")["DBInstanceStatus"] == "available", what="available")
+    wait_until(lambda: instance(rds, "orders-pg")["DBInstanceStatus"] == "available", timeout=5, what="available")
     assert instance(rds, "orders-pg")["EngineVersion"] == "16.3"
 
 
 def test_minor_upgrade_needs_no_flag(rds):
     rds.modify_db_instance(DBInstanceIdentifier="billing-mysql", EngineVersion="8.0.40", ApplyImmediately=True)
-    wait_until(lambda: instance(rds, "billing-mysql")["EngineVersion"] == "8.0.40", what="8.0.40")
+    wait_until(lambda: instance(rds, "billing-mysql")["EngineVersion"] == "8.0.40", timeout=5, what="8.0.40")
 
 
 def test_cluster_upgrade_moves_cluster_and_members(rds):
@@ -52,7 +52,7 @@ def test_cluster_upgrade_moves_cluster_and_members(rds):
     )
     assert cluster(rds, "ledger-aurora")["Status"] == "upgrading"
     assert instance(rds, "ledger-aurora-1")["DBInstanceStatus"] == "upgrading"
-    wait_until(lambda: cluster(rds, "ledger-aurora")["Status"] == "available", what="cluster available")
+    wait_until(lambda: cluster(rds, "ledger-aurora")["Status"] == "available", timeout=5, what="cluster available")
     assert cluster(rds, "ledger-aurora")["EngineVersion"] == "16.4"
     for member in ("ledger-aurora-1", "ledger-aurora-2"):
         assert instance(rds, member)["EngineVersion"] == "16.4"

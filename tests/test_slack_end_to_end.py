@@ -17,23 +17,25 @@ from pathlib import Path
 import pytest
 
 from sandbox.aws import Sandbox
-from sandbox.slack.standin import SlackStandIn
+from sandbox.slack import SlackStandIn
 from storage import Store, open_store
+from tests.bot_fixtures import (
+    Bot,
+    bot_environment,
+    make_settings,
+    sandbox_engine,
+    serve_bot,
+    serve_processes,
+)
 from tests.slack_fixtures import (
     ALICE,
     BOB,
     BOT_TOKEN,
     SIGNING_SECRET,
-    Bot,
     approval_message,
     assert_thread_complete,
-    bot_environment,
     click_button,
-    make_settings,
     run_thread,
-    sandbox_engine,
-    serve_bot,
-    serve_processes,
     slack_fixture,  # noqa: F401  (the `slack` fixture)
     start_run,
 )

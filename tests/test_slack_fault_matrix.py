@@ -15,15 +15,17 @@ from pathlib import Path
 import pytest
 
 from sandbox.aws import Sandbox
-from sandbox.slack.standin import Message, SlackStandIn
+from sandbox.slack import Message, SlackStandIn
 from storage import Store
-from tests.slack_fixtures import (
-    ALICE,
+from tests.bot_fixtures import (
     Bot,
-    assert_thread_complete,
     make_settings,
     sandbox_engine,
     serve_bot,
+)
+from tests.slack_fixtures import (
+    ALICE,
+    assert_thread_complete,
     slack_fixture,  # noqa: F401  (the `slack` fixture)
     start_run,
 )
