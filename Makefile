@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Test workers: most tests wait on the sandbox's simulated durations, so 4 workers keep 2 cores busy.
+TEST_WORKERS ?= 4
 
 .PHONY: help setup demo test lint format bench sandbox serve clean
 
@@ -21,8 +23,8 @@ setup: $(VENV)/.installed  ## create .venv and install the bot with its sandbox 
 demo: setup  ## sandbox AWS + Slack stand-in + the real bot, end to end (under a minute)
 	$(BIN)/python -m bot demo
 
-test: setup  ## the whole test suite (sandbox AWS, Slack stand-in, subprocess crash tests)
-	$(BIN)/python -m pytest -q
+test: setup  ## the whole test suite in parallel (sandbox AWS, Slack stand-in, subprocess crash tests)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: setup  ## ruff, as CI runs it
 	$(BIN)/ruff check .

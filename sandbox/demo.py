@@ -18,9 +18,8 @@ import urllib.request
 from pathlib import Path
 
 from sandbox.aws import Sandbox
+from sandbox.slack import Message, SlackStandInThread
 from sandbox.slack.render import render_message
-from sandbox.slack.standin import SlackStandInThread
-from sandbox.slack.state import Message
 
 CHANNEL = "C0OPS"
 ALICE, BOB = "U0ALICE", "U0BOB"
