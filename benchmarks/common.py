@@ -156,20 +156,6 @@ class SandboxProcess:
         self.stop()
 
 
-def boto3_client(endpoint: str, service: str = "rds", max_attempts: int = 3) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="sandbox",
-        aws_secret_access_key="sandbox",
-        config=Config(retries={"mode": "standard", "total_max_attempts": max_attempts}),
-    )
-
-
 # ------------------------------------------------------------------------------------- the engine, in this process
 
 

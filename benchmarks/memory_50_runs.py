@@ -42,7 +42,6 @@ from benchmarks.common import (
     bench_engine,
     bench_settings,
     benchmark_command,
-    boto3_client,
     clean_environment,
     new_signing_secret,
     print_rows,
@@ -52,6 +51,7 @@ from benchmarks.common import (
 from bot.planning.requests import RunRequest
 from handlers.pacing import PacedWebClient
 from handlers.thread.sink import SlackThreadSink
+from sandbox.clients import boto3_client
 from sandbox.waiting import wait_until
 from storage import open_store
 

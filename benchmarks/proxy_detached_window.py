@@ -31,7 +31,6 @@ from benchmarks.common import (
     SandboxProcess,
     approve_when_asked,
     benchmark_command,
-    boto3_client,
     engine_on_sandbox,
     print_rows,
     run_main,
@@ -42,6 +41,7 @@ from bot.planning.requests import RunRequest
 from bot.workflow.engine import Engine
 from sandbox.aws import Durations
 from sandbox.aws.client import SandboxClient
+from sandbox.clients import boto3_client
 
 NAME = "proxy_detached_window"
 DATABASE = "orders-pg"

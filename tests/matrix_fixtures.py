@@ -27,10 +27,11 @@ from bot.planning.plan import Plan, StepSpec
 from bot.planning.requests import RunRequest
 from bot.workflow.engine import Engine
 from sandbox.aws import Sandbox
+from sandbox.clients import boto3_client
 from sandbox.waiting import WaitTimeout, async_wait_until, wait_until
 from storage import Store, open_store
 from tests.engine_fixtures import APPROVER, engine_env, request, sandbox_gateways
-from tests.sandbox_fixtures import FAST_DURATIONS, make_aws_client
+from tests.sandbox_fixtures import FAST_DURATIONS
 
 REPO = Path(__file__).resolve().parent.parent
 DATABASE = "orders-pg"
@@ -120,7 +121,7 @@ async def _matrix_plans() -> dict[tuple[str, str], Plan]:
 
 def _create_deployment_directly(sandbox: Sandbox) -> None:
     """An AVAILABLE deployment for the switchover plans, faster than a run (the native sandbox allows the proxy)."""
-    rds = make_aws_client(sandbox.endpoint, "rds")
+    rds = boto3_client(sandbox.endpoint, "rds")
     source = rds.describe_db_instances(DBInstanceIdentifier=DATABASE)["DBInstances"][0]["DBInstanceArn"]
     rds.create_blue_green_deployment(BlueGreenDeploymentName="matrix-plans", Source=source)
 

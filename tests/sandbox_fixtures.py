@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from sandbox.aws import Durations, Sandbox
 from sandbox.aws.client import SandboxClient
+from sandbox.clients import boto3_client
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -38,17 +37,6 @@ def db_arn(db_id: str) -> str:
 
 def cluster_arn(cluster_id: str) -> str:
     return f"arn:aws:rds:{REGION}:{ACCOUNT_ID}:cluster:{cluster_id}"
-
-
-def make_aws_client(endpoint: str, service: str, max_attempts: int = 3) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="sandbox",
-        aws_secret_access_key="sandbox",
-        config=Config(retries={"mode": "standard", "total_max_attempts": max_attempts}),
-    )
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +63,7 @@ def _aws_clients(sandbox_server: Sandbox) -> Callable[..., Any]:
     def factory(service: str, max_attempts: int = 3) -> Any:
         key = (service, max_attempts)
         if key not in cache:
-            cache[key] = make_aws_client(sandbox_server.endpoint, service, max_attempts)
+            cache[key] = boto3_client(sandbox_server.endpoint, service, max_attempts)
         return cache[key]
 
     return factory
