@@ -87,6 +87,8 @@ def test_cluster_registration_and_deregistration(rds):
 
 def test_targets_of_deleted_databases_disappear(rds):
     rds.delete_db_instance(DBInstanceIdentifier="billing-mysql", SkipFinalSnapshot=True)
+    # The instance is `deleting` for a while (sandbox/aws/deletions.py); its targets go when it does.
+    wait_until(lambda: targets(rds, "billing-proxy") == [], 10, what="billing-proxy's target of the deleted instance")
     assert targets(rds, "billing-proxy") == []
     assert targets(rds, "billing-reporting-proxy") == []
 

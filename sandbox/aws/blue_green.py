@@ -334,13 +334,6 @@ class BlueGreenMixin:
         if not delete_target:
             return
         greens = [pair.green for pair in deployment.pairs]
-        # Replicas before their primary, members before their cluster.
+        # Replicas before their primary, members before their cluster; AWS deletes them itself, so at once here.
         for green in sorted(greens, key=lambda r: (isinstance(r, DBCluster), not getattr(r, "is_replica", False))):
-            if isinstance(green, DBCluster):
-                if self.clusters.get(green.db_cluster_identifier) is green:
-                    green.deletion_protection = False
-                    self.delete_db_cluster(green.db_cluster_identifier)
-            elif self.databases.get(green.db_instance_identifier) is green:
-                green.deletion_protection = False
-                self.delete_db_instance(green.db_instance_identifier, skip_final_snapshot=True)
-            self.sandbox.transition(timeline_name(green), "DELETED")
+            self.remove_now(green)

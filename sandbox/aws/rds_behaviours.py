@@ -14,6 +14,7 @@ from moto.rds.models import DBCluster, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 
 from sandbox.aws.blue_green import BlueGreenMixin
+from sandbox.aws.deletions import DeletionsMixin
 from sandbox.aws.proxy_targets import ProxyTargetsMixin
 from sandbox.aws.state import SandboxState
 from sandbox.aws.upgrades import UpgradesMixin
@@ -34,7 +35,7 @@ class SandboxDBCluster(DBCluster):
         self._status = value
 
 
-class SandboxRDSBackend(ProxyTargetsMixin, BlueGreenMixin, UpgradesMixin, RDSBackend):
+class SandboxRDSBackend(ProxyTargetsMixin, BlueGreenMixin, UpgradesMixin, DeletionsMixin, RDSBackend):
     sandbox: SandboxState
 
     @property
