@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot import errors
 from bot.aws.commands import aws_command, target_params
+from bot.aws.credentials import RoleCredentials, assumed_role_credentials, use_credentials
 from bot.aws.faults import translate
 from bot.aws.models import Database, Deployment, Proxy, ProxyTarget, Registration
 from bot.aws.responses import (
@@ -57,8 +58,10 @@ class Mutation:
 class AwsGateway:
     """One per AWS account/region. Use as an async context manager, or call `close()`.
 
-    Failures raise `bot.errors.AwsError` (see the module docstring) unless a method says otherwise; assuming
-    `role_arn` happens on first use, and its failure propagates as botocore's own error.
+    Failures raise `bot.errors.AwsError` (see the module docstring) unless a method says otherwise. With `role_arn`
+    every client signs with one set of assumed-role credentials that refresh themselves before they expire
+    (`bot/aws/credentials.py`); a failed AssumeRole raises AwsError with action "AssumeRole" from the call that
+    needed it.
     """
 
     def __init__(
@@ -74,6 +77,8 @@ class AwsGateway:
         self._stack = AsyncExitStack()
         self._clients: dict[str, Any] = {}
         self._lock = asyncio.Lock()
+        self._session: AioSession | None = None
+        self._credentials: Any = None  # the role's credentials, shared by every client; None without role_arn
 
     async def __aenter__(self) -> AwsGateway:
         return self
@@ -82,35 +87,43 @@ class AwsGateway:
         await self.close()
 
     async def close(self) -> None:
-        """Close every AWS client the gateway opened."""
+        """Close every AWS client the gateway opened, and stop a credential refresh in flight."""
         await self._stack.aclose()
         self._clients.clear()
+        if isinstance(self._credentials, RoleCredentials):
+            await self._credentials.aclose()
+        self._session = self._credentials = None
 
     async def _client(self, service: str) -> Any:
         if service in self._clients:
             return self._clients[service]
         async with self._lock:
             if service not in self._clients:
-                session = get_session()
+                session = await self._session_for_clients()
                 kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
                 if self._region:
                     kwargs["region_name"] = self._region
                 if self._endpoint_url:
                     kwargs["endpoint_url"] = self._endpoint_url
-                if self._role_arn:
-                    kwargs.update(await self._assumed_role_credentials(session))
                 self._clients[service] = await self._stack.enter_async_context(session.create_client(service, **kwargs))
         return self._clients[service]
 
-    async def _assumed_role_credentials(self, session: Any) -> dict[str, str]:
-        async with session.create_client("sts", region_name=self._region, config=RETRY_CONFIG) as sts:
-            response = await sts.assume_role(RoleArn=self._role_arn, RoleSessionName="bluegreen-bot")
-        creds = response["Credentials"]
-        return {
-            "aws_access_key_id": creds["AccessKeyId"],
-            "aws_secret_access_key": creds["SecretAccessKey"],
-            "aws_session_token": creds["SessionToken"],
-        }
+    async def _session_for_clients(self) -> AioSession:
+        """One session for every client, so that with `role_arn` they all share one refreshable credentials object
+        (one AssumeRole per grant, not per client). Callers hold `self._lock`."""
+        if self._session is None:
+            session = get_session()
+            if self._role_arn:
+                self._credentials = await self._assumed_role_credentials()
+                use_credentials(session, self._credentials)
+            self._session = session
+        return self._session
+
+    async def _assumed_role_credentials(self) -> Any:
+        """Credentials for `role_arn` that assume the role on first use and again before each grant expires; STS is
+        reached in the gateway's region, at its endpoint URL if it has one."""
+        assert self._role_arn is not None
+        return await assumed_role_credentials(self._role_arn, region=self._region, endpoint_url=self._endpoint_url)
 
     async def _call(self, action: str, resource: str | None = None, service: str = "rds", **params: Any) -> dict:
         client = await self._client(service)
@@ -224,11 +237,10 @@ class AwsGateway:
         )
 
     async def delete_database(self, database: Database, final_snapshot: str) -> Mutation:
-        """Start deleting the instance, or a cluster's members (no snapshot) then the cluster, with a final
-        snapshot named `final_snapshot`. Returns the last mutation (the instance's or the cluster's)."""
+        """Start deleting the instance or the Aurora cluster, with a final snapshot named `final_snapshot`: one
+        call. AWS refuses a cluster (InvalidState) while any member instance is not `deleting`: delete the members
+        first with `delete_cluster_member`."""
         if database.kind == "cluster":
-            for member in database.members:
-                await self._mutate("DeleteDBInstance", member, DBInstanceIdentifier=member, SkipFinalSnapshot=True)
             return await self._mutate(
                 "DeleteDBCluster",
                 database.identifier,
@@ -240,6 +252,14 @@ class AwsGateway:
             database.identifier,
             DBInstanceIdentifier=database.identifier,
             FinalDBSnapshotIdentifier=final_snapshot,
+        )
+
+    async def delete_cluster_member(self, identifier: str) -> Mutation:
+        """Start deleting one member instance of an Aurora cluster, without a snapshot (AWS refuses a final
+        snapshot for a cluster member; the cluster's final snapshot holds the data). InvalidState if it is already
+        being deleted, NotFound if it is gone."""
+        return await self._mutate(
+            "DeleteDBInstance", identifier, DBInstanceIdentifier=identifier, SkipFinalSnapshot=True
         )
 
     # ----- RDS Proxy ------------------------------------------------------------------------------------------

@@ -25,18 +25,30 @@ class Durations:
     native_follow_registering: float = 2.0
     deleting: float = 2.0
     upgrading: float = 3.0
+    # How long credentials from STS AssumeRole last (sandbox/aws/sts.py); None: what the call asks for
+    # (DurationSeconds, default 3600), as AWS grants.
+    credential_lifetime: float | None = None
 
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
-    def updated(self, changes: dict[str, float]) -> Durations:
+    def updated(self, changes: dict[str, float | None]) -> Durations:
         unknown = set(changes) - set(self.names())
         if unknown:
             raise ValueError(f"unknown durations: {sorted(unknown)}")
-        if any(float(v) < 0 for v in changes.values()):
-            raise ValueError("durations must not be negative")
-        return replace(self, **{k: float(v) for k, v in changes.items()})
+        return replace(self, **{k: _seconds(k, v) for k, v in changes.items()})
+
+
+def _seconds(name: str, value: float | None) -> float | None:
+    if value is None and name == "credential_lifetime":
+        return None
+    seconds = float(value)  # type: ignore[arg-type]
+    if seconds < 0:
+        raise ValueError("durations must not be negative")
+    if seconds == 0 and name == "credential_lifetime":
+        raise ValueError("credential_lifetime must be positive, or null to grant what AssumeRole asks for")
+    return seconds
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 from sandbox.aws import wire
 from sandbox.aws.faults import DROP
 from sandbox.aws.state import SandboxState
+from sandbox.aws.sts import expired_token_refusal
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 CONTROL_PREFIX = "/_sandbox/"
@@ -37,6 +38,11 @@ class SandboxMiddleware:
         received = time.monotonic()
         body = wire.read_body(environ)
         action, params = wire.action_and_params(environ, body)
+        refusal = expired_token_refusal(environ, self._state.tokens)
+        if refusal is not None:  # authentication comes first: nothing else happens to the request
+            self._state.timeline.record_call(action or "", params, refusal.status, refusal.code, received)
+            start_response(wire.status_line(refusal.status), refusal.headers)
+            return [refusal.body]
         fault = self._state.faults.take_api_fault(action) if action else None
         if fault is not None:
             self._state.timeline.record_call(action or "", params, fault.status, fault.code, received)

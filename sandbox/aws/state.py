@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sandbox.aws.clock import SandboxConfig, Scheduler
 from sandbox.aws.faults import FaultBook
+from sandbox.aws.sts import SessionTokens
 from sandbox.aws.timeline import Timeline
 
 
@@ -19,6 +20,7 @@ class SandboxState:
         self.scheduler = Scheduler()
         self.timeline = Timeline()
         self.faults = FaultBook()
+        self.tokens = SessionTokens()  # kept across resets: a token's expiry does not change
 
     def after(self, duration_name: str, action: Callable[[float], None]) -> None:
         """Schedule `action(now)` after the named duration, scaled by the current speed."""

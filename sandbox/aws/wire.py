@@ -27,6 +27,8 @@ MAIN_PARAMS = (
     "ApplyImmediately",
     "NewDBInstanceIdentifier",
     "NewDBClusterIdentifier",
+    "FinalDBSnapshotIdentifier",
+    "SkipFinalSnapshot",
     "Namespace",
     "MetricName",
 )
@@ -112,9 +114,11 @@ def status_line(status: int) -> str:
     return f"{status} {HTTP_REASONS.get(status, 'Error')}"
 
 
-def error_response(environ: dict[str, Any], code: str, status: int) -> tuple[list[tuple[str, str]], bytes]:
+def error_response(
+    environ: dict[str, Any], code: str, status: int, message: str | None = None
+) -> tuple[list[tuple[str, str]], bytes]:
     """An AWS error in the protocol of the request: query XML for form posts, JSON otherwise."""
-    message = f"Injected by the sandbox: {code}"
+    message = message or f"Injected by the sandbox: {code}"
     request_id = str(uuid.uuid4())
     if is_form(environ):
         kind = "Receiver" if status >= 500 else "Sender"
