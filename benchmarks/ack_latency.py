@@ -186,6 +186,7 @@ async def measure(total: int, concurrency: int, workdir: Path) -> dict[str, Any]
                 "SLACK_SIGNING_SECRET": secret,
                 "SLACK_API_URL": slack.base_url,
                 "BLUEGREEN_DB": str(db_path),
+                "BLUEGREEN_OPERATORS": f"{REQUESTER},{APPROVER}",
                 "BLUEGREEN_APPROVERS": f"{APPROVER},U0CAROL",
                 "BLUEGREEN_APPROVAL_TTL": "3600",
                 "AWS_ENDPOINT_URL": sandbox.endpoint,

@@ -163,6 +163,7 @@ def bench_settings(db_path: Path, **extra: str) -> Settings:
     return load_settings(
         {
             "BLUEGREEN_DB": str(db_path),
+            "BLUEGREEN_OPERATORS": f"{REQUESTER},{APPROVER}",
             "BLUEGREEN_APPROVERS": f"{APPROVER},U0CAROL",
             "BLUEGREEN_APPROVAL_TTL": "600",
             "AWS_REGION": REGION,

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
+    APPROVER,
     BOT_TOKEN,
+    REQUESTER,
     BotServer,
     benchmark_command,
     new_signing_secret,
@@ -38,6 +40,8 @@ async def measure(starts: int, workdir: Path) -> dict[str, Any]:
                 "SLACK_SIGNING_SECRET": secret,
                 "SLACK_API_URL": slack.base_url,
                 "BLUEGREEN_DB": str(workdir / f"start-{index}.db"),
+                "BLUEGREEN_OPERATORS": f"{REQUESTER},{APPROVER}",
+                "BLUEGREEN_APPROVERS": APPROVER,
             }
             bot = BotServer(env, workdir / f"start-{index}.log")
             bot.spawn()

@@ -14,11 +14,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import ApprovalRefused, BadRequest, BlueGreenError
 from bot.planning.requests import MODES, RunRequest
 from bot.sinks.console import ConsoleSink
+from bot.workflow.draining import CLI_HINT, SigtermHandler
 from bot.workflow.engine import Engine
 from storage import open_store
 
@@ -29,6 +31,7 @@ RUN_COMMANDS = ("create", "upgrade", "switchover", "cleanup", "rollback")
 # end (`handlers`) or the simulator (`sandbox`, installed with the `[sandbox]` extra).
 DELEGATED = {
     "serve": ("handlers.app", "main"),
+    "check": ("handlers.check", "main"),
     "sandbox": ("sandbox.cli", "run_sandbox"),
     "demo": ("sandbox.demo", "run_demo"),
 }
@@ -62,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the Slack bot (HTTP on $PORT, or --socket for Socket Mode)")
     serve.add_argument("--socket", action="store_true", help="Socket Mode with SLACK_APP_TOKEN")
     sub.add_parser("demo", help="sandbox AWS + Slack stand-in + the real bot, end to end", add_help=False)
+    sub.add_parser(
+        "check", help="before first use: configuration, Slack (token, scopes, channels) and AWS (identity, role, "
+        "proxies, IAM policy); [--environment E]", add_help=False,
+    )  # fmt: skip
 
     status = with_common(sub.add_parser("status", help="proxies, target health, version and deployment of a database"))
     status.add_argument("database")
@@ -98,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
         with_identity(p, required=True)
     cancel = with_common(sub.add_parser("cancel", help="stop a run safely (compensating first)"))
     cancel.add_argument("run_id")
+    cancel.add_argument(
+        "--abandon-proxy", action="store_true",
+        help="a compensating run: stop registering the proxies it detached (you fixed them by hand); audited",
+    )  # fmt: skip
     with_identity(cancel)
     runs = with_common(sub.add_parser("runs", help="list runs"))
     runs.add_argument("--all", action="store_true", help="include finished runs")
@@ -131,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_BAD_REQUEST
     if getattr(args, "db_path", None):
-        settings = Settings(db_path=args.db_path, environments=settings.environments, slack=settings.slack)
+        settings = replace(settings, db_path=args.db_path)
     try:
         return asyncio.run(_run(args, settings))
     except (BadRequest, ApprovalRefused, ConfigError) as exc:
@@ -145,11 +156,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings.db_path)
     engine = Engine(store=store, settings=settings, sinks=[ConsoleSink()])
+    # A process driving runs stops cleanly on SIGTERM (a deploy, `kill`): see bot/workflow/draining.py.
+    sigterm = SigtermHandler(engine, settings.shutdown_grace, hint=CLI_HINT)
+    if args.command in (*RUN_COMMANDS, "resume"):
+        sigterm.install()
     try:
         return await _dispatch(args, settings, engine)
     finally:
+        sigterm.uninstall()
+        if sigterm.outcome is not None:  # a run that ended during the shutdown: let the shutdown end too
+            await asyncio.wait([sigterm.outcome])
         await engine.aclose()
         store.close()
+
+
+async def _stopped(engine: Engine, settings: Settings) -> int:
+    """This process was told to stop (SIGTERM) before its runs ended: 0 if it left no proxy detached."""
+    left = await engine.shutdown(settings.shutdown_grace)
+    for run_id, proxies in left.items():
+        print(
+            f"stopped: run {run_id} left {', '.join(proxies)} without a target; `python -m bot resume` carries it"
+            " on and gives the target back",
+            file=sys.stderr,
+        )
+    if not left:
+        print("stopped on SIGTERM with no proxy detached; `python -m bot resume` carries the run on", file=sys.stderr)
+    return EXIT_FAILED if left else EXIT_OK
 
 
 def _request(args: argparse.Namespace, kind: str, settings: Settings) -> RunRequest:
@@ -199,6 +231,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, engine: Engine
         run = await engine.start(_request(args, command, settings))
         print(f"run {run.id} started by {run.requester}")
         final = await engine.wait(run.id)
+        if final.is_active:
+            return await _stopped(engine, settings)
         return EXIT_OK if final.status == "succeeded" else EXIT_FAILED
     if command in {"approve", "reject"}:
         request_id = args.request
@@ -212,8 +246,21 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, engine: Engine
         print(f"{decided.id}: {decided.status} by {decided.decided_by}")
         return EXIT_OK
     if command == "cancel":
+        if args.abandon_proxy:
+            run = await engine.cancel(args.run_id, args.user, abandon_proxy=True)
+            proxies = run.meta["abandon_requested"]["proxies"]
+            print(f"{run.id}: {', '.join(proxies)} abandoned by {args.user}; the bot stops registering them.")
+            print("The run ends as it would have. If a proxy still has no target, register it by hand:")
+            for command_line in proxies.values():
+                print(f"    $ {command_line}")
+            return EXIT_OK
         run = await engine.cancel(args.run_id, args.user)
         print(f"cancel requested for {run.id}; the process driving it stops it safely")
+        if run.status == "compensating":
+            print(
+                "it is compensating: it ends once every proxy it detached has its target again; if you have fixed"
+                f" them yourself: `python -m bot cancel {run.id} --abandon-proxy`"
+            )
         return EXIT_OK
     if command == "runs":
         for run in engine.runs(active_only=not args.all, limit=50):
@@ -225,6 +272,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, engine: Engine
         resumed = await engine.resume_unfinished()
         print(f"resuming {len(resumed)} run(s): {', '.join(resumed) or '-'}")
         results = [await engine.wait(run_id) for run_id in resumed]
+        if any(r.is_active for r in results):
+            return await _stopped(engine, settings)
         return EXIT_OK if all(r.status == "succeeded" for r in results) else EXIT_FAILED
     raise BlueGreenError(f"unknown command {command}")
 

@@ -1,10 +1,13 @@
-"""Settings from the environment and an optional TOML file. A missing or bad setting stops start-up, naming it.
+"""Settings from the environment and an optional TOML file, read strictly: any missing, unknown or malformed setting
+stops start-up (and every CLI command) with a `ConfigError` naming the setting, where it was written, and the fix.
 
 Environment variables: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN (Socket Mode), SLACK_API_URL, PORT,
 BLUEGREEN_DB, BLUEGREEN_OPERATORS, BLUEGREEN_APPROVERS, BLUEGREEN_CONFIG, BLUEGREEN_PROXY_PROBES
-("proxy=host:port,..."), BLUEGREEN_APPROVAL_TTL (seconds), plus AWS's own (AWS_REGION, AWS_ENDPOINT_URL, ...).
+("proxy=host:port,..."), BLUEGREEN_APPROVAL_TTL, BLUEGREEN_TARGET_TIMEOUT, BLUEGREEN_NATIVE_FOLLOW_TIMEOUT,
+BLUEGREEN_COMPENSATION_BACKOFF_CAP, BLUEGREEN_DETACHED_ALERT_INTERVAL, BLUEGREEN_SHUTDOWN_GRACE (seconds), plus
+AWS's own (AWS_REGION, AWS_ENDPOINT_URL, ...). Any other BLUEGREEN_* variable is refused as a likely typo.
 
-The TOML file adds environments:
+The TOML file (`bot/config_file.py`) defines the environments:
 
     [environments.production]
     region = "eu-west-1"
@@ -15,71 +18,38 @@ The TOML file adds environments:
     approval_ttl = 900
     maintenance_window = "sat,sun 02:00-04:00"
     switchover_timeout = 300
+
+Without it, one environment, "default", is built from the variables. Every environment must name its operators and
+its approvers (an empty list would let anyone start runs, and no one approve them); no channel may belong to two
+environments, and at most one environment may leave `channels` out (it then serves every other channel).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import re
-import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-ID_PATTERN = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+from bot import config_types as types
+from bot.config_file import APPROVAL_TTL_RANGE, read_environments
+from bot.config_types import DAYS, USER_ID, ConfigError, MaintenanceWindow, refuse
 
+__all__ = [
+    "DAYS",
+    "ID_PATTERN",
+    "ConfigError",
+    "Environment",
+    "MaintenanceWindow",
+    "Settings",
+    "SlackSettings",
+    "load_settings",
+]
 
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message names it."""
-
-
-@dataclass(frozen=True, slots=True)
-class MaintenanceWindow:
-    """A daily UTC window, optionally on some weekdays only: "sat,sun 02:00-04:00" or "22:00-23:30"."""
-
-    days: frozenset[int]
-    start: dt.time
-    end: dt.time
-    text: str
-
-    @classmethod
-    def parse(cls, text: str, *, setting: str = "maintenance_window") -> MaintenanceWindow:
-        match = re.fullmatch(r"\s*(?:([a-z,\-]+)\s+)?(\d\d):(\d\d)-(\d\d):(\d\d)\s*", text.lower())
-        if not match:
-            raise ConfigError(f"{setting}: expected 'mon,tue HH:MM-HH:MM' or 'HH:MM-HH:MM' (UTC), got {text!r}")
-        day_text, h1, m1, h2, m2 = match.groups()
-        days = set(range(7))
-        if day_text:
-            days = set()
-            for part in day_text.split(","):
-                if part not in DAYS:
-                    raise ConfigError(f"{setting}: unknown day {part!r}; use {', '.join(DAYS)}")
-                days.add(DAYS.index(part))
-        try:
-            start, end = dt.time(int(h1), int(m1)), dt.time(int(h2), int(m2))
-        except ValueError as exc:
-            raise ConfigError(f"{setting}: {exc} in {text!r}") from None
-        return cls(days=frozenset(days), start=start, end=end, text=text)
-
-    def contains(self, moment: dt.datetime) -> bool:
-        moment = moment.astimezone(dt.UTC)
-        clock = moment.time().replace(tzinfo=None)
-        if self.start <= self.end:
-            return moment.weekday() in self.days and self.start <= clock < self.end
-        # Crosses midnight: the part after midnight belongs to the previous day's window.
-        if clock >= self.start:
-            return moment.weekday() in self.days
-        return clock < self.end and (moment.weekday() - 1) % 7 in self.days
-
-    def next_opening(self, moment: dt.datetime) -> dt.datetime:
-        moment = moment.astimezone(dt.UTC)
-        for offset in range(8):
-            day = (moment + dt.timedelta(days=offset)).date()
-            opening = dt.datetime.combine(day, self.start, tzinfo=dt.UTC)
-            if opening.weekday() in self.days and opening >= moment:
-                return opening
-        return moment
+ID_PATTERN = USER_ID
+TIMEOUT_RANGE = (1.0, 86400.0)  # seconds, for the waits below
+# Read outside this module, but still this program's: not typos.
+OTHER_VARIABLES = frozenset({"BLUEGREEN_FAILPOINT", "BLUEGREEN_USER"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +57,9 @@ class Environment:
     name: str = "default"
     region: str | None = None
     role_arn: str | None = None
-    channels: frozenset[str] = frozenset()  # empty: any channel
-    operators: frozenset[str] = frozenset()  # empty: anyone may start runs
-    approvers: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()  # empty: any channel not listed by another environment
+    operators: frozenset[str] = frozenset()  # never empty once loaded
+    approvers: frozenset[str] = frozenset()  # never empty once loaded
     approval_ttl: float = 900.0
     maintenance_window: MaintenanceWindow | None = None
     switchover_timeout: int = 300
@@ -97,6 +67,8 @@ class Environment:
     require_probe: bool = False
     target_timeout: float = 900.0  # how long a registration may take to become AVAILABLE
     native_follow_timeout: float = 300.0  # native strategy: how long AWS may take to move the proxy
+    compensation_backoff_cap: float = 60.0  # compensation retries registering at least this often
+    detached_alert_interval: float = 600.0  # while compensating: alert the thread this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +85,7 @@ class Settings:
     db_path: str
     environments: Mapping[str, Environment]
     slack: SlackSettings
+    shutdown_grace: float = 20.0  # after SIGTERM: how long runs with a proxy detached may take to hand over cleanly
 
     def environment(self, name: str | None = None) -> Environment:
         if name is None:
@@ -124,7 +97,7 @@ class Settings:
             raise ConfigError(f"unknown environment {name!r}; configured: {known}") from None
 
     def environment_for_channel(self, channel: str | None) -> Environment | None:
-        """The environment a channel may use: the one listing it, else one with no channel restriction."""
+        """The environment a channel may use: the one listing it, else the one with no channel restriction."""
         for env in self.environments.values():
             if channel and channel in env.channels:
                 return env
@@ -134,121 +107,167 @@ class Settings:
         return None
 
 
-def _id_list(value: str | list[str] | None, setting: str) -> frozenset[str]:
-    if value is None:
-        return frozenset()
-    items = value if isinstance(value, list) else [part.strip() for part in value.split(",")]
-    items = [item for item in items if item]
-    for item in items:
-        if not ID_PATTERN.match(item):
-            raise ConfigError(f"{setting}: {item!r} is not a Slack user id (U...) or user-group id (S...)")
-    return frozenset(items)
+class _ReadVariables(Mapping[str, str]):
+    """The process environment, remembering which variables were looked at (so that the rest can be refused)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return self._env[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.read.add(key)
+        return self._env.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
 
 
-def _probes(value: str | Mapping[str, str] | None, setting: str) -> dict[str, str]:
-    if not value:
-        return {}
-    pairs = value.items() if isinstance(value, Mapping) else (p.split("=", 1) for p in value.split(",") if p)
-    probes: dict[str, str] = {}
-    for pair in pairs:
-        if len(pair) != 2 or not re.fullmatch(r"[^:\s]+:\d+", pair[1].strip()):
-            raise ConfigError(f"{setting}: expected proxy=host:port entries, got {pair!r}")
-        probes[pair[0].strip()] = pair[1].strip()
-    return probes
+def _seconds(
+    env: Mapping[str, str], name: str, default: float, *, minimum: float = 1.0, maximum: float = TIMEOUT_RANGE[1]
+) -> float:
+    text = env.get(name)
+    if text is None:
+        return default
+    return types.env_seconds(text, name, minimum=minimum, maximum=maximum)
 
 
-def _number(value: object, setting: str, *, minimum: float) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{setting}: expected a number, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{setting}: must be at least {minimum:g}, got {number:g}")
-    return number
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    """Seconds above 0 (fractions allowed, so that tests can run fast)."""
+    value = _seconds(env, name, default, minimum=0.0)
+    if value <= 0:
+        raise refuse(name, f"must be more than 0 seconds, got {env.get(name)!r}", "set a number of seconds above 0")
+    return value
+
+
+def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
+    text = env.get(name)
+    return types.user_ids(types.comma_list(text), name) if text else frozenset()
+
+
+def _env_region(env: Mapping[str, str]) -> str | None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if env.get(name):
+            return types.region(env[name], name)
+    return None
 
 
 def load_settings(
     env: Mapping[str, str] | None = None, *, require_slack: bool = False, socket_mode: bool = False
 ) -> Settings:
-    env = os.environ if env is None else env
+    """Read and validate every setting. Raises ConfigError (message: the setting, where, the fix) on the first
+    problem; with `require_slack`, the tokens `python -m bot serve` needs are required too."""
+    variables = _ReadVariables(os.environ if env is None else env)
     base = Environment(
         name="default",
-        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
-        operators=_id_list(env.get("BLUEGREEN_OPERATORS"), "BLUEGREEN_OPERATORS"),
-        approvers=_id_list(env.get("BLUEGREEN_APPROVERS"), "BLUEGREEN_APPROVERS"),
-        approval_ttl=_number(env.get("BLUEGREEN_APPROVAL_TTL", "900"), "BLUEGREEN_APPROVAL_TTL", minimum=1),
-        proxy_probes=_probes(env.get("BLUEGREEN_PROXY_PROBES"), "BLUEGREEN_PROXY_PROBES"),
-        target_timeout=_number(env.get("BLUEGREEN_TARGET_TIMEOUT", "900"), "BLUEGREEN_TARGET_TIMEOUT", minimum=1),
-        native_follow_timeout=_number(
-            env.get("BLUEGREEN_NATIVE_FOLLOW_TIMEOUT", "300"), "BLUEGREEN_NATIVE_FOLLOW_TIMEOUT", minimum=1
-        ),
+        region=_env_region(variables),
+        operators=_ids(variables, "BLUEGREEN_OPERATORS"),
+        approvers=_ids(variables, "BLUEGREEN_APPROVERS"),
+        approval_ttl=_seconds(variables, "BLUEGREEN_APPROVAL_TTL", 900.0, maximum=APPROVAL_TTL_RANGE[1]),
+        proxy_probes=types.env_probes(variables.get("BLUEGREEN_PROXY_PROBES") or "", "BLUEGREEN_PROXY_PROBES"),
+        target_timeout=_seconds(variables, "BLUEGREEN_TARGET_TIMEOUT", 900.0),
+        native_follow_timeout=_seconds(variables, "BLUEGREEN_NATIVE_FOLLOW_TIMEOUT", 300.0),
+        compensation_backoff_cap=_positive(variables, "BLUEGREEN_COMPENSATION_BACKOFF_CAP", 60.0),
+        detached_alert_interval=_positive(variables, "BLUEGREEN_DETACHED_ALERT_INTERVAL", 600.0),
     )
-    environments: dict[str, Environment] = {}
-    config_path = env.get("BLUEGREEN_CONFIG")
+    config_path = variables.get("BLUEGREEN_CONFIG")
     if config_path:
-        environments = _load_environments(config_path, base)
-    if not environments:
+        environments = _from_file(config_path, base)
+    else:
         environments = {"default": base}
-
-    port_text = env.get("PORT", "3000")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"PORT: expected a TCP port number, got {port_text!r}")
-    slack = SlackSettings(
-        bot_token=env.get("SLACK_BOT_TOKEN"),
-        signing_secret=env.get("SLACK_SIGNING_SECRET"),
-        app_token=env.get("SLACK_APP_TOKEN"),
-        api_url=env.get("SLACK_API_URL"),
-        port=int(port_text),
+        _require_people(base, "BLUEGREEN_OPERATORS", "BLUEGREEN_APPROVERS", "set it (or use BLUEGREEN_CONFIG)")
+    slack = _slack_settings(variables, require_slack=require_slack, socket_mode=socket_mode)
+    db_path = variables.get("BLUEGREEN_DB") or "bluegreen.db"
+    shutdown_grace = _seconds(variables, "BLUEGREEN_SHUTDOWN_GRACE", 20.0, minimum=0.0)
+    unknown = sorted(
+        name
+        for name in variables
+        if name.startswith("BLUEGREEN_") and name not in variables.read and name not in OTHER_VARIABLES
     )
+    if unknown:
+        raise refuse(
+            unknown[0],
+            "unknown variable (not a bluegreen-bot setting)",
+            "correct its name or unset it; the settings are listed in the README, 'Configuration'",
+        )
+    return Settings(db_path=db_path, environments=environments, slack=slack, shutdown_grace=shutdown_grace)
+
+
+def _require_people(env: Environment, operators_setting: str, approvers_setting: str, how: str) -> None:
+    if not env.operators:
+        raise refuse(
+            operators_setting,
+            f"environment {env.name!r} has no operators, so anyone could start runs",
+            f"{how}: the Slack user or user-group ids who may start runs",
+        )
+    if not env.approvers:
+        raise refuse(
+            approvers_setting,
+            f"environment {env.name!r} has no approvers, so no switchover could ever be approved",
+            f"{how}: the Slack user or user-group ids who may approve",
+        )
+
+
+def _from_file(path: str, base: Environment) -> dict[str, Environment]:
+    environments: dict[str, Environment] = {}
+    owners: dict[str, str] = {}
+    catch_all: str | None = None
+    for name, written in read_environments(path).items():
+        where = f"{path}: environments.{name}"
+        env = replace(base, name=name, **written)
+        _require_people(
+            env, f"{where}.operators", f"{where}.approvers", "add the key here (or set BLUEGREEN_OPERATORS/APPROVERS)"
+        )
+        for channel in sorted(env.channels):
+            if channel in owners:
+                raise refuse(
+                    f"{where}.channels",
+                    f"channel {channel} is also claimed by environments.{owners[channel]}",
+                    "give each channel to one environment only",
+                )
+            owners[channel] = name
+        if not env.channels:
+            if catch_all is not None:
+                raise refuse(
+                    f"{where}.channels",
+                    f"missing here and in environments.{catch_all}, so both would claim every other channel",
+                    "list this environment's channels (at most one environment may leave `channels` out)",
+                )
+            catch_all = name
+        environments[name] = env
+    return environments
+
+
+def _slack_settings(env: Mapping[str, str], *, require_slack: bool, socket_mode: bool) -> SlackSettings:
+    port_text = env.get("PORT")
+    port = 3000 if port_text is None else types.env_integer(port_text, "PORT", minimum=1, maximum=65535)
+    api_url = env.get("SLACK_API_URL") or None
+    if api_url is not None and (not api_url.startswith(("https://", "http://")) or not api_url.endswith("/")):
+        raise refuse(
+            "SLACK_API_URL",
+            f"{api_url!r} is not a Web API base URL",
+            "write it like https://slack.com/api/ (with the /)",
+        )
+    slack = SlackSettings(
+        bot_token=env.get("SLACK_BOT_TOKEN") or None,
+        signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+        app_token=env.get("SLACK_APP_TOKEN") or None,
+        api_url=api_url,
+        port=port,
+    )
+    if slack.bot_token is not None and not slack.bot_token.startswith("xoxb-"):
+        raise refuse("SLACK_BOT_TOKEN", "not a bot token", "use the Bot User OAuth Token, which starts with xoxb-")
+    if slack.app_token is not None and not slack.app_token.startswith("xapp-"):
+        raise refuse("SLACK_APP_TOKEN", "not an app-level token", "create an app-level token (it starts with xapp-)")
     if require_slack:
         needed = ["SLACK_BOT_TOKEN"] + (["SLACK_APP_TOKEN"] if socket_mode else ["SLACK_SIGNING_SECRET"])
         missing = [name for name in needed if not env.get(name)]
         if missing:
-            raise ConfigError(f"missing setting: {', '.join(missing)} (see README, 'Configuration')")
-        if not slack.bot_token.startswith("xoxb-"):  # type: ignore[union-attr]
-            raise ConfigError("SLACK_BOT_TOKEN: expected a bot token starting with xoxb-")
-        if socket_mode and not slack.app_token.startswith("xapp-"):  # type: ignore[union-attr]
-            raise ConfigError("SLACK_APP_TOKEN: expected an app-level token starting with xapp-")
-    return Settings(db_path=env.get("BLUEGREEN_DB", "bluegreen.db"), environments=environments, slack=slack)
-
-
-def _load_environments(path: str, base: Environment) -> dict[str, Environment]:
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"BLUEGREEN_CONFIG: no such file {path!r}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"BLUEGREEN_CONFIG: {path} is not valid TOML: {exc}") from None
-    environments: dict[str, Environment] = {}
-    for name, table in (data.get("environments") or {}).items():
-        where = f"{path}: environments.{name}"
-        known = {
-            "region", "role_arn", "channels", "operators", "approvers", "approval_ttl",
-            "maintenance_window", "switchover_timeout", "proxy_probes", "require_probe",
-        }  # fmt: skip
-        unknown = set(table) - known
-        if unknown:
-            raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
-        window = table.get("maintenance_window")
-        timeout = int(_number(table.get("switchover_timeout", 300), f"{where}.switchover_timeout", minimum=30))
-        if timeout > 3600:
-            raise ConfigError(f"{where}.switchover_timeout: AWS allows at most 3600 seconds")
-        environments[name] = Environment(
-            name=name,
-            region=table.get("region", base.region),
-            role_arn=table.get("role_arn"),
-            channels=frozenset(table.get("channels", [])),
-            operators=_id_list(table.get("operators"), f"{where}.operators") or base.operators,
-            approvers=_id_list(table.get("approvers"), f"{where}.approvers") or base.approvers,
-            approval_ttl=_number(table.get("approval_ttl", base.approval_ttl), f"{where}.approval_ttl", minimum=1),
-            maintenance_window=MaintenanceWindow.parse(window, setting=f"{where}.maintenance_window")
-            if window
-            else None,
-            switchover_timeout=timeout,
-            proxy_probes=_probes(table.get("proxy_probes"), f"{where}.proxy_probes") or base.proxy_probes,
-            require_probe=bool(table.get("require_probe", False)),
-            target_timeout=base.target_timeout,
-            native_follow_timeout=base.native_follow_timeout,
-        )
-    return environments
+            raise refuse(", ".join(missing), "missing", "set it (see README, 'Configuration')")
+    return slack

@@ -40,6 +40,8 @@ def banner(sandbox: Sandbox) -> str:
         "  export AWS_DEFAULT_REGION=us-east-1",
         "  export AWS_ACCESS_KEY_ID=sandbox",
         "  export AWS_SECRET_ACCESS_KEY=sandbox",
+        "and say who may start and approve runs (the bot refuses to run without both):",
+        "  export BLUEGREEN_OPERATORS=U0ALICE,U0BOB BLUEGREEN_APPROVERS=U0BOB",
         "",
     ]
     if sandbox.fleet:

@@ -36,6 +36,7 @@ class RecordingSink:
 def engine_env(db_path: Path, **extra: str) -> dict[str, str]:
     return {
         "BLUEGREEN_DB": str(db_path),
+        "BLUEGREEN_OPERATORS": f"{REQUESTER},{APPROVER}",
         "BLUEGREEN_APPROVERS": f"{APPROVER},U0CAROL",
         "BLUEGREEN_APPROVAL_TTL": "30",
         "BLUEGREEN_TARGET_TIMEOUT": "10",

@@ -12,11 +12,13 @@ from moto.secretsmanager.models import secretsmanager_backends
 from sandbox.aws.clock import Durations, SandboxConfig, Ticker
 from sandbox.aws.control import ControlHttpApp, SandboxControl
 from sandbox.aws.fleet import create_fleet
+from sandbox.aws.iam import install as install_iam
 from sandbox.aws.metrics import publish_proxy_metrics
 from sandbox.aws.proxy_listeners import ProxyListeners
 from sandbox.aws.rds_behaviours import ACCOUNT_ID, REGION, SandboxRDSBackend, install, rds_backend
 from sandbox.aws.server import SandboxMiddleware, SandboxServer
 from sandbox.aws.state import SandboxState
+from sandbox.aws.sts import install as install_sts
 
 METRICS_INTERVAL = 1.0
 logger = logging.getLogger(__name__)
@@ -116,6 +118,8 @@ class Sandbox:
         cloudwatch_backends[ACCOUNT_ID][REGION].reset()
         secretsmanager_backends[ACCOUNT_ID][REGION].reset()
         backend = install(self.state)
+        install_sts(self.state)
+        install_iam()
         if self.fleet:
             create_fleet(backend)
 
