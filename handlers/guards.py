@@ -20,7 +20,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.config import Environment, Settings
 from bot.errors import BadRequest, BlueGreenError
-from handlers.approvers import ApproverResolver
+from handlers.approvers import ApproverResolver, MembershipUnknown, membership_refusal
 from handlers.messages import replies
 from handlers.messages.formatting import Message
 from handlers.parsing import ParsedCommand, parse_command
@@ -75,8 +75,15 @@ def may_operate_cached(resolver: ApproverResolver, user: str, environment: Envir
 
 
 async def require_operator(resolver: ApproverResolver, user: str, environment: Environment) -> None:
-    """Raises NotAuthorised unless `user` may start runs in `environment` (may call Slack: after the ack only)."""
-    if environment.operators and not await resolver.is_member(user, environment.operators):
+    """Raises NotAuthorised unless `user` may start runs in `environment` (may call Slack: after the ack only).
+    Fails closed: when Slack cannot confirm a user group the user could only be an operator through, refused."""
+    if not environment.operators:
+        return
+    try:
+        allowed = await resolver.is_member(user, environment.operators)
+    except MembershipUnknown as error:
+        raise NotAuthorised(membership_refusal(error, "operator", environment.operators)) from None
+    if not allowed:
         raise operator_refusal(environment)
 
 

@@ -9,7 +9,12 @@ import pytest
 from bot.workflow.events import AwsCall, RunSnapshot
 from handlers.ids import ApprovalActions
 from handlers.messages import replies
-from handlers.messages.approvals import ApprovalButtonValue, approval_decided, approval_request
+from handlers.messages.approvals import (
+    ApprovalButtonValue,
+    approval_decided,
+    approval_request,
+    approve_confirmation,
+)
 from handlers.messages.formatting import MAX_MESSAGE_BLOCKS, Message, truncate
 from handlers.messages.home import home_view
 from handlers.messages.runs import notice, run_parent, run_summary, runs_message, step_report
@@ -125,6 +130,7 @@ def test_approval_request_mentions_approvers_and_carries_a_typed_payload() -> No
         expires_at=T0 + 900,
         action="Switch orders-pg to green (16.4)",
         facts={"deployment status": "AVAILABLE", "green version": "16.4"},
+        confirm=approve_confirmation("switchover", run(kind="switchover")),
     )
     payload = message.as_kwargs()
     rendered = json.dumps(payload)
@@ -132,7 +138,8 @@ def test_approval_request_mentions_approvers_and_carries_a_typed_payload() -> No
     (actions,) = [block for block in payload["blocks"] if block["type"] == "actions"]
     approve, reject = actions["elements"]
     assert (approve["action_id"], approve["style"]) == (ApprovalActions.approve, "primary")
-    assert (reject["action_id"], reject["style"]) == (ApprovalActions.reject, "danger")
+    assert approve["confirm"]["title"]["text"] == "Switch over orders-pg?"
+    assert reject["action_id"] == ApprovalActions.reject and "style" not in reject  # neutral: withdrawing is safe
     value = ApprovalButtonValue.decode(approve["value"])
     assert value == ApprovalButtonValue("a-12345678", "r-1a2b3c4d", "fp-9")
     assert message.text

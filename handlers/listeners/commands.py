@@ -21,12 +21,13 @@ from bot.workflow.engine import Engine
 from handlers import guards
 from handlers.after_ack import AfterAck
 from handlers.approvers import ApproverResolver
+from handlers.channel_access import ChannelAccess
 from handlers.guards import COMMAND_CONTEXT_KEY, CommandContext
 from handlers.ids import SLASH_COMMAND
 from handlers.listeners.modals import open_create_modal
 from handlers.messages import replies
 from handlers.messages.formatting import Message
-from handlers.messages.runs import run_accepted, run_cancelling, runs_message
+from handlers.messages.runs import proxies_abandoned, run_accepted, run_cancelling, runs_message
 from handlers.messages.status import plan_message, status_message
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,13 @@ Reply = Callable[[Message], Awaitable[None]]
 
 
 def register(
-    app: AsyncApp, engine: Engine, settings: Settings, approvers: ApproverResolver, after_ack: AfterAck
+    app: AsyncApp,
+    engine: Engine,
+    settings: Settings,
+    approvers: ApproverResolver,
+    after_ack: AfterAck,
+    *,
+    channel_access: ChannelAccess,
 ) -> None:
     async def acknowledge_and_dispatch(
         ack: AsyncAck, context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient, body: dict
@@ -51,7 +58,9 @@ def register(
 
         async def work() -> None:
             try:
-                await _dispatch(request, engine, approvers, client, body.get("trigger_id", ""), reply)
+                await _dispatch(
+                    request, engine, approvers, client, body.get("trigger_id", ""), reply, channel_access=channel_access
+                )
             except BlueGreenError as error:
                 await reply(guards.refusal_message(error))
             except Exception:
@@ -75,12 +84,21 @@ async def _dispatch(
     client: AsyncWebClient,
     trigger_id: str,
     reply: Reply,
+    *,
+    channel_access: ChannelAccess,
 ) -> None:
     command, environment = request.command, request.environment
     if command.changes_something and not request.operator_confirmed:
         await guards.require_operator(approvers, request.user, environment)
     if command.opens_form:
-        await open_create_modal(client, engine, trigger_id=trigger_id, channel=request.channel, environment=environment)
+        await open_create_modal(
+            client,
+            engine,
+            trigger_id=trigger_id,
+            channel=request.channel,
+            environment=environment,
+            channel_access=channel_access,
+        )
     elif command.name == "status":
         assert command.database is not None
         await reply(status_message(await engine.status(command.database, environment.name)))
@@ -91,8 +109,13 @@ async def _dispatch(
         await reply(runs_message(engine.runs(limit=20)))
     elif command.name == "cancel":
         assert command.run_id is not None
-        await reply(run_cancelling(await engine.cancel(command.run_id, request.user)))
+        if command.abandon_proxy:
+            await reply(proxies_abandoned(await engine.cancel(command.run_id, request.user, abandon_proxy=True)))
+        else:
+            await reply(run_cancelling(await engine.cancel(command.run_id, request.user)))
     elif command.starts_run:
+        # Before any AWS change: a run nobody can follow, whose approval request nobody could see, must not start.
+        await channel_access.require_member(request.channel)
         run_request = command.to_request(requester=request.user, environment=environment.name, channel=request.channel)
         await reply(run_accepted(await engine.start(run_request)))
 

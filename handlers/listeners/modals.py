@@ -2,7 +2,9 @@
 
 The trigger id expires 3 seconds after the command arrived, so a "loading" view is opened at once and filled in
 with `views.update` once the engine has listed the databases and their upgrade targets. Submitting starts a
-create run; the answer is an ephemeral message in the channel the command came from.
+create run; the answer is an ephemeral message in the channel the command came from (a direct message where the bot
+cannot post there). Like every command that starts a run, the form refuses a channel the bot is not in
+(`handlers.channel_access`): the form shows why instead of the databases, and a submission is checked again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bot.workflow.engine import Engine
 from handlers import guards
 from handlers.after_ack import AfterAck
 from handlers.approvers import ApproverResolver
+from handlers.channel_access import CHANNEL_LOST_ERRORS, ChannelAccess
 from handlers.ids import CreateModalActions, CreateModalBlockIds, CreateModalCallbacks
 from handlers.messages import replies
 from handlers.messages.create_modal import (
@@ -39,11 +42,18 @@ log = logging.getLogger(__name__)
 
 
 async def open_create_modal(
-    client: AsyncWebClient, engine: Engine, *, trigger_id: str, channel: str, environment: Environment
+    client: AsyncWebClient,
+    engine: Engine,
+    *,
+    trigger_id: str,
+    channel: str,
+    environment: Environment,
+    channel_access: ChannelAccess,
 ) -> None:
     opened = await client.views_open(trigger_id=trigger_id, view=create_modal_loading(channel))
     view = opened["view"]
     try:
+        await channel_access.require_member(channel)
         databases = await engine.databases(environment.name)
         targets = await asyncio.gather(*(engine.upgrade_targets(db.identifier, environment.name) for db in databases))
         form = create_modal(channel=channel, choices=list(zip(databases, targets, strict=True)))
@@ -56,7 +66,13 @@ async def open_create_modal(
 
 
 def register(
-    app: AsyncApp, engine: Engine, settings: Settings, approvers: ApproverResolver, after_ack: AfterAck
+    app: AsyncApp,
+    engine: Engine,
+    settings: Settings,
+    approvers: ApproverResolver,
+    after_ack: AfterAck,
+    *,
+    channel_access: ChannelAccess,
 ) -> None:
     async def submit_create(ack: AsyncAck, body: dict, view: dict, client: AsyncWebClient) -> None:
         user = body["user"]["id"]
@@ -79,6 +95,7 @@ def register(
             try:
                 if verdict is None:
                     await guards.require_operator(approvers, user, environment)
+                await channel_access.require_member(channel)  # before any AWS change
                 message = run_accepted(await engine.start(request))
             except BlueGreenError as error:
                 message = guards.refusal_message(error)
@@ -132,11 +149,16 @@ def _short(error: BadRequest | guards.NotAuthorised) -> str:
 
 
 async def _tell(client: AsyncWebClient, *, channel: str | None, user: str, message: Message) -> None:
-    """Tells the submitter how it went: ephemeral in the command's channel, else a direct message."""
+    """Tells the submitter how it went: ephemeral in the command's channel, else (no channel, or one the bot cannot
+    post in) a direct message."""
     try:
         if channel:
-            await client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
-        else:
-            await client.chat_postMessage(channel=user, **message.as_kwargs())
+            try:
+                await client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
+                return
+            except SlackApiError as error:
+                if error.response.get("error") not in CHANNEL_LOST_ERRORS:
+                    raise
+        await client.chat_postMessage(channel=user, **message.as_kwargs())
     except SlackApiError as error:
         log.warning("could not tell %s about the create: %s", user, error.response.get("error"))

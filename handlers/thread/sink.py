@@ -15,7 +15,9 @@ adopts the message it finds. A worker that did not see its run start (a process 
 thread once before its first post, so that what the earlier process posted is not posted again.
 
 Each run's posting is done by its worker (`handlers.thread.worker`); the keys and tags that mark the sink's
-messages are in `handlers.thread.metadata`.
+messages are in `handlers.thread.metadata`. A run whose channel the bot can no longer post in is handled by
+`handlers.thread.lost_channel`: its approval requests are withdrawn through `report_to`'s engine, and the requester
+is told by direct message.
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.workflow.events import Event
+from bot.config import ConfigError, Settings
+from bot.workflow.events import ApprovalDelivery, Event
+from handlers.messages.console import console_links
+from handlers.messages.formatting import Message
 from handlers.thread.metadata import CannotTell, message_tag
 from handlers.thread.worker import RunWorker
-from storage import Store
+from storage import RunRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +77,12 @@ class SlackThreadSink:
         *,
         edit_interval: float = 1.0,
         retry_delays: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0),
+        settings: Settings | None = None,
     ) -> None:
         self._client = client
         self._store = store
+        self._settings = settings  # for each environment's region, in the AWS console links
+        self._approvals: ApprovalDelivery | None = None
         self._edit_interval = edit_interval
         self._retry_delays = retry_delays
         self._workers: dict[str, RunWorker] = {}
@@ -92,6 +100,10 @@ class SlackThreadSink:
             worker.submit(event)
         except Exception:  # a sink must never break a run
             log.exception("slack sink: could not accept %s", type(event).__name__)
+
+    def report_to(self, approvals: ApprovalDelivery) -> None:
+        """Where to report an approval request the sink could not show (the engine): it is withdrawn there."""
+        self._approvals = approvals
 
     async def drain(self) -> None:
         """Waits until every queued post and pending edit has been sent (tests, shutdown)."""
@@ -125,6 +137,24 @@ class SlackThreadSink:
             return None
         return f"{self._workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
 
+    def _console_links(self, run: RunRecord) -> str | None:
+        region = None
+        if self._settings is not None:
+            try:
+                region = self._settings.environment(run.environment).region
+            except ConfigError:
+                region = None
+        return console_links(run.database, run.meta, region)
+
+    async def _direct_message(self, user: str, message: Message) -> None:
+        """Posts `message` to `user` directly (the app's messages with them): for what the run's channel cannot show."""
+        if not user.startswith(("U", "W")):
+            return  # not a Slack user (a run started from the CLI)
+        try:
+            await self._client.chat_postMessage(channel=user, **message.as_kwargs())
+        except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as error:
+            log.warning("slack sink: could not message %s directly: %s", user, _describe(error))
+
     @property
     def _late_edit_grace(self) -> float:
         """How long after a timed-out call Slack may still apply it: one client timeout (an estimate: Slack
@@ -138,8 +168,11 @@ class SlackThreadSink:
         *,
         on_unknown_fate: Callable[[], None] | None = None,
         find_landed: Callable[[], Awaitable[dict[str, Any] | None]] | None = None,
+        on_refused: Callable[[str], None] | None = None,
     ) -> Any | None:
         """One Slack call, tried again later if Slack stays unavailable; None when it finally failed.
+
+        `on_refused` is told the error code when Slack refused the call for good (`not_in_channel`, ...).
 
         `on_unknown_fate` is told when an attempt timed out or lost its connection: Slack may apply it later.
         `find_landed` (for posts) is asked before trying again after an attempt that may have landed, once Slack
@@ -160,6 +193,8 @@ class SlackThreadSink:
                 status = error.response.status_code
                 if code in _PERMANENT_ERRORS or status not in {429, *_SERVER_ERRORS}:
                     log.warning("slack sink: %s failed: %s", what, code)
+                    if on_refused is not None and code:
+                        on_refused(code)
                     return None
                 reason = f"HTTP {status}"
                 if status in _SERVER_ERRORS:

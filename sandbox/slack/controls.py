@@ -38,6 +38,16 @@ class StandInControls:
     def set_usergroup(self, group_id: str, members: list[str]) -> None:
         self.workspace.set_usergroup(group_id, members)
 
+    def set_member(self, channel: str, is_member: bool) -> None:
+        """Put the bot in `channel` or take it out (invited, or removed / never invited): `conversations.info`
+        reports `is_member`, and `chat.postMessage` there answers `not_in_channel` while it is out."""
+        self.workspace.set_member(channel, is_member)
+
+    def set_scopes(self, scopes: list[str]) -> None:
+        """The bot token's scopes from now on: sent in every answer's `X-OAuth-Scopes` header, and a method whose
+        scope is missing answers `missing_scope` (default: `sandbox.slack.state.DEFAULT_SCOPES`)."""
+        self.workspace.set_scopes(scopes)
+
     def fail_next(
         self, method: str, *, status: int = 429, retry_after: int = 1, count: int = 1, delay: float = 0.0
     ) -> None:

@@ -160,7 +160,10 @@ class SlackStandIn(StandInControls, SignedRequests):
         else:
             answer = self.workspace.call(method, params)
         self.workspace.record(method, params, arrived, 200, bool(answer.get("ok")))
-        return web.json_response(answer)
+        if token != self._bot_token:
+            return web.json_response(answer)
+        # Slack names the token's scopes on every answer to an authenticated call.
+        return web.json_response(answer, headers={"X-OAuth-Scopes": ",".join(self.workspace.scopes())})
 
     async def _serve_response_url(self, request: web.Request) -> web.Response:
         arrived = time.monotonic()

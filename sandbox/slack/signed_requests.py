@@ -1,5 +1,6 @@
-"""Requests from Slack to the app: slash commands, button clicks and view submissions, sent as a chosen user and
-signed with the signing secret the way Slack signs them (or unsigned, forged, replayed or re-headered on demand).
+"""Requests from Slack to the app: slash commands, button clicks, view submissions and Events API callbacks, sent as
+a chosen user and signed with the signing secret the way Slack signs them (or unsigned, forged, replayed or
+re-headered on demand).
 
 Each command and click carries a trigger id and a response URL the stand-in issued, so the app's answers through
 them land in the workspace.
@@ -8,6 +9,7 @@ them land in the workspace.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -167,6 +169,61 @@ class SignedRequests:
         }
         body = urlencode({"payload": json.dumps(payload)})
         return await self._post_to_app(body, "", trigger_id, sign, timestamp, signature, headers_override)
+
+    async def send_event(
+        self,
+        event: JsonDict,
+        *,
+        sign: bool = True,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        headers_override: dict[str, str] | None = None,
+    ) -> CommandResult:
+        """Deliver `event` (its `type` and fields) to the app as the Events API does: a signed JSON `event_callback`
+        envelope. The app's answer is only an acknowledgement."""
+        now = time.time()
+        envelope = {
+            "token": VERIFICATION_TOKEN,
+            "team_id": self.team_id,
+            "api_app_id": self.api_app_id,
+            "event": {"event_ts": f"{now:.6f}", **event},
+            "type": "event_callback",
+            "event_id": f"Ev{secrets.token_hex(5).upper()}",
+            "event_time": int(now),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": self.workspace.state.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+        headers = {"Content-Type": "application/json", **(headers_override or {})}
+        return await self._post_to_app(json.dumps(envelope), "", "", sign, timestamp, signature, headers)
+
+    async def update_usergroup(self, group_id: str, members: list[str]) -> CommandResult:
+        """Change a user group's members, then tell the app as Slack does: a `subteam_members_changed` event with
+        the users added and removed."""
+        before = set(self.workspace.usergroup(group_id))
+        self.workspace.set_usergroup(group_id, members)
+        added, removed = sorted(set(members) - before), sorted(before - set(members))
+        now = int(time.time())
+        return await self.send_event(
+            {
+                "type": "subteam_members_changed",
+                "subteam_id": group_id,
+                "team_id": self.team_id,
+                "date_previous_update": now - 1,
+                "date_update": now,
+                "added_users": added,
+                "added_users_count": str(len(added)),
+                "removed_users": removed,
+                "removed_users_count": str(len(removed)),
+            }
+        )
 
     def _clicked_message(self, channel_id: str, message_ts: str) -> tuple[JsonDict, bool]:
         message = self.workspace.find_message(channel_id, message_ts)

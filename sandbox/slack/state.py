@@ -15,6 +15,16 @@ import time
 from sandbox.slack.models import JsonDict, Message, ResponseTarget
 
 TRIGGER_TTL_SECONDS = 3.0
+# The bot scopes a token has unless `set_scopes` says otherwise: what the app's manifest.yml asks for.
+DEFAULT_SCOPES = (
+    "commands",
+    "chat:write",
+    "usergroups:read",
+    "channels:history",
+    "groups:history",
+    "channels:read",
+    "groups:read",
+)
 
 
 class WorkspaceState:
@@ -25,6 +35,8 @@ class WorkspaceState:
         self.app_id = app_id
         self.trigger_ttl = TRIGGER_TTL_SECONDS
         self.usergroups: dict[str, list[str]] = {}
+        self.memberships: dict[str, bool] = {}  # channel -> whether the bot is in it (unlisted: it is)
+        self.scopes: list[str] = list(DEFAULT_SCOPES)  # granted to the bot token: X-OAuth-Scopes, missing_scope
         self._ids = itertools.count(1)
         self._last_ts_micros = 0
         self.clear()
@@ -61,6 +73,10 @@ class WorkspaceState:
         return response_id
 
     # ---- lookups (no copies)
+
+    def is_member(self, channel: str) -> bool:
+        """Whether the bot is in `channel` (every channel, unless `set_member` said otherwise)."""
+        return self.memberships.get(channel, True)
 
     def thread_parent(self, channel: str, message: Message) -> Message:
         """The message a thread hangs off: `message` itself unless it is a reply."""

@@ -104,6 +104,12 @@ class SlackStandInThread(StandInControls):
     def submit_view(self, **kwargs: Any) -> CommandResult:
         return self._run(self.standin.submit_view(**kwargs))
 
+    def send_event(self, event: dict[str, Any], **kwargs: Any) -> CommandResult:
+        return self._run(self.standin.send_event(event, **kwargs))
+
+    def update_usergroup(self, group_id: str, members: list[str]) -> CommandResult:
+        return self._run(self.standin.update_usergroup(group_id, members))
+
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, *, description: str | None = None) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():

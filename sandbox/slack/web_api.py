@@ -19,7 +19,7 @@ from sandbox.slack.request_params import (
 )
 from sandbox.slack.state import WorkspaceState
 
-__all__ = ["METHODS", "error"]
+__all__ = ["METHODS", "METHOD_SCOPES", "error"]
 
 HISTORY_LIMITS = (100, 999)  # conversations.history: default and largest `limit`
 REPLIES_LIMITS = (1000, 1000)  # conversations.replies: the same
@@ -55,6 +55,8 @@ def chat_post_message(state: WorkspaceState, params: JsonDict) -> JsonDict:
     metadata, metadata_problem = message_metadata(params)
     if problem or metadata_problem:
         return error(problem or metadata_problem or "")
+    if not state.is_member(channel):
+        return error("not_in_channel")
     parent = None
     if params.get("thread_ts"):
         parent = state.by_ts.get((channel, str(params["thread_ts"])))
@@ -197,7 +199,7 @@ def conversations_info(state: WorkspaceState, params: JsonDict) -> JsonDict:
             "is_channel": True,
             "is_private": False,
             "is_archived": False,
-            "is_member": True,
+            "is_member": state.is_member(channel),
         },
     }
 
@@ -278,4 +280,15 @@ METHODS: dict[str, Method] = {
     "conversations.info": conversations_info,
     "conversations.history": conversations_history,
     "conversations.replies": conversations_replies,
+}
+
+# The bot scope each method needs (channels in the stand-in are public, so the `channels:` ones).
+METHOD_SCOPES: dict[str, str] = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "usergroups.users.list": "usergroups:read",
+    "conversations.info": "channels:read",
+    "conversations.history": "channels:history",
+    "conversations.replies": "channels:history",
 }

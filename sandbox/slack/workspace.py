@@ -15,7 +15,7 @@ from sandbox.slack.faults import Fault, FaultQueue
 from sandbox.slack.models import JsonDict, Message, MessageListener, RecordedCall, ResponseTarget
 from sandbox.slack.response_urls import apply_response
 from sandbox.slack.state import WorkspaceState
-from sandbox.slack.web_api import METHODS, error
+from sandbox.slack.web_api import METHOD_SCOPES, METHODS, error
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,23 @@ class SlackWorkspace:
     def set_usergroup(self, group_id: str, members: list[str]) -> None:
         with self._lock:
             self.state.usergroups[group_id] = list(members)
+
+    def usergroup(self, group_id: str) -> list[str]:
+        """The group's members ([] for an unknown group)."""
+        with self._lock:
+            return list(self.state.usergroups.get(group_id, []))
+
+    def set_member(self, channel: str, is_member: bool) -> None:
+        with self._lock:
+            self.state.memberships[channel] = is_member
+
+    def set_scopes(self, scopes: list[str]) -> None:
+        with self._lock:
+            self.state.scopes = list(scopes)
+
+    def scopes(self) -> list[str]:
+        with self._lock:
+            return list(self.state.scopes)
 
     def add_fault(self, method: str, fault: Fault) -> None:
         with self._lock:
@@ -116,6 +133,9 @@ class SlackWorkspace:
         if handler is None:
             return error("unknown_method")
         with self._lock:
+            needed = METHOD_SCOPES.get(method)
+            if needed is not None and needed not in self.state.scopes:
+                return {**error("missing_scope"), "needed": needed, "provided": ",".join(self.state.scopes)}
             answer = handler(self.state, params)
             events = self.state.take_events()
         self._notify(events)

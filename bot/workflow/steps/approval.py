@@ -10,6 +10,8 @@ from bot.workflow.events import ApprovalDecided, ApprovalRequested
 from bot.workflow.steps.base import Replan, RunEnded, Step, StepContext, StepFailed
 
 GATE_POLL_SECONDS = 0.25
+# Approval meta key set by `Engine.withdraw_approval`: why nobody could see the request (decided "rejected" by the bot).
+WITHDRAWN = "withdrawn"
 WINDOW_POLL_SECONDS = 5.0
 
 ACTIONS = {
@@ -95,6 +97,11 @@ class ApprovalGate(Step):
             ctx.set_run_status("running")
             ctx.say(f"approved by {decided.decided_by}")
             return None
+        if decided.meta.get(WITHDRAWN):
+            raise StepFailed(
+                f"approval request {decided.id} was withdrawn: {decided.meta[WITHDRAWN]}",
+                fix="Nothing after the approval was done. Start the run again once its requests can be shown.",
+            )
         if decided.status == "rejected":
             raise RunEnded(f"rejected by {decided.decided_by}", status="rejected")
         if decided.status == "expired":
