@@ -8,12 +8,17 @@ from bot.config import Settings
 from bot.workflow.engine import Engine
 from handlers.after_ack import AfterAck
 from handlers.approvers import ApproverResolver
-from handlers.listeners import app_home, approval_buttons, commands, modals
+from handlers.channel_access import ChannelAccess
+from handlers.listeners import app_home, approval_buttons, commands, modals, usergroups
 
 
-def register(app: AsyncApp, engine: Engine, settings: Settings, approvers: ApproverResolver) -> None:
-    after_ack = AfterAck()
-    commands.register(app, engine, settings, approvers, after_ack)
-    modals.register(app, engine, settings, approvers, after_ack)
+def register(
+    app: AsyncApp, engine: Engine, settings: Settings, approvers: ApproverResolver, after_ack: AfterAck | None = None
+) -> None:
+    after_ack = after_ack or AfterAck()
+    channel_access = ChannelAccess(app.client)
+    commands.register(app, engine, settings, approvers, after_ack, channel_access=channel_access)
+    modals.register(app, engine, settings, approvers, after_ack, channel_access=channel_access)
     approval_buttons.register(app, engine, after_ack)
     app_home.register(app, engine, after_ack)
+    usergroups.register(app, approvers)

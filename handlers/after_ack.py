@@ -11,8 +11,8 @@ answers, not jobs: runs themselves are durable in the engine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -50,7 +50,14 @@ class AfterAck:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def drain(self) -> None:
-        """Let the answers in flight finish (shutdown)."""
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Let the answers in flight, and those still queued behind the slots, finish (shutdown), including any spawned
+        meanwhile. True once none is left; False if `timeout` seconds passed first (those left are not cancelled)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._tasks:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                log.warning("%d answer(s) after an acknowledgement still unsent at shutdown", len(self._tasks))
+                return False
+            await asyncio.wait(list(self._tasks), timeout=remaining)
+        return True

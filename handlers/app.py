@@ -1,7 +1,9 @@
 """The Slack front: builds the Bolt app and serves it over HTTP (`POST /slack/events`, `GET /healthz`) or Socket Mode.
 
 `serve_http` / `serve_socket` own the process: the store, the engine with its Slack and console sinks, resuming
-unfinished runs at start-up, and a clean stop on SIGTERM (runs keep their state and resume on the next start).
+unfinished runs at start-up, and a clean stop on SIGTERM (`bot.workflow.draining`): new commands and clicks are
+answered "the bot is restarting", runs with a proxy detached hand over cleanly within BLUEGREEN_SHUTDOWN_GRACE, the
+others stop at once, the answers queued after acknowledgements are sent, the leases released, and the process exits 0.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -27,9 +32,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 import handlers
 from bot.config import ConfigError, Settings, load_settings
 from bot.sinks.console import ConsoleSink
+from bot.workflow.draining import SERVE_HINT, SigtermHandler
 from bot.workflow.engine import Engine
+from handlers.after_ack import AfterAck
 from handlers.approvers import ApproverResolver
-from handlers.guards import ReplayGuard
+from handlers.guards import ReplayGuard, ephemeral_response
+from handlers.ids import CreateModalBlockIds
+from handlers.messages import replies
 from handlers.pacing import PacedWebClient
 from handlers.thread.sink import SlackThreadSink
 from storage import Store, open_store
@@ -38,6 +47,8 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+RESTARTING, RESTARTING_FIX = "The bot is restarting, so nothing was done.", "Try again in a minute."
+AFTER_ACK_DRAIN_MINIMUM = 3.0  # seconds to send the queued answers, even when the grace is spent
 SLACK_TIMEOUT = 10  # seconds per Web API call; the retry handlers add their own waits
 # Bolt logs the signature, timestamp and whole body of a request that fails verification, at INFO.
 QUIET_LOGGERS = ("slack_bolt.AsyncRequestVerification", "slack_bolt.RequestVerification")
@@ -79,8 +90,10 @@ def build_app(
     client: AsyncWebClient | None = None,
     approvers: ApproverResolver | None = None,
     socket_mode: bool = False,
+    after_ack: AfterAck | None = None,
 ) -> AsyncApp:
-    """The Bolt app with every listener registered. Over HTTP, requests must carry a valid Slack signature."""
+    """The Bolt app with every listener registered. Over HTTP, requests must carry a valid Slack signature. Once the
+    engine is shutting down, requests get "the bot is restarting" (`refuse_while_restarting`)."""
     client = client or build_client(settings)
     if not socket_mode and not settings.slack.signing_secret:
         raise ConfigError("missing setting: SLACK_SIGNING_SECRET (needed to verify requests over HTTP)")
@@ -98,8 +111,47 @@ def build_app(
     quiet_noisy_loggers()
     if not socket_mode:
         app.use(ReplayGuard().refuse_replays)
-    handlers.register(app, engine, settings, approvers or ApproverResolver(client))
+    after_ack = after_ack or AfterAck()
+    app.use(refuse_while_restarting(lambda: _shutting_down(engine), after_ack))
+    handlers.register(app, engine, settings, approvers or ApproverResolver(client), after_ack)
     return app
+
+
+def _shutting_down(engine: object) -> bool:
+    return bool(getattr(engine, "shutting_down", False))  # engines built for tests may not stop
+
+
+def refuse_while_restarting(
+    stopping: Callable[[], bool], after_ack: AfterAck
+) -> Callable[..., Awaitable[BoltResponse | None]]:
+    """Global middleware: from the first SIGTERM on, nothing new starts. A slash command is answered "the bot is
+    restarting, try again in a minute" in its acknowledgement (ephemeral, shown at once). A click is acknowledged and
+    answered the same way through its response_url, after the ack (Slack ignores the body of a click's
+    acknowledgement); the answer is queued with the other after-ack work, which is drained before the process exits.
+    A modal submission keeps its modal open with the message under the field. Events are acknowledged and dropped
+    (the App Home is published again when it is next opened).
+
+    Not a 503: Slack shows the user only a generic failure for it and retries neither commands nor clicks, whereas
+    the process keeps serving through its grace period precisely so that requests the load balancer still routes to
+    it get a useful answer."""
+
+    async def refuse_while_restarting(
+        body: dict, respond: AsyncRespond | None, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        if not stopping():
+            await next()
+            return None
+        message = replies.error(RESTARTING, RESTARTING_FIX)
+        if body.get("command"):
+            return ephemeral_response(message)
+        if body.get("type") == "view_submission":
+            errors = {CreateModalBlockIds.target.value: f"{RESTARTING} {RESTARTING_FIX}"}
+            return BoltResponse(status=200, body={"response_action": "errors", "errors": errors})
+        if body.get("type") == "block_actions" and respond is not None:
+            after_ack.spawn(respond(response_type="ephemeral", replace_original=False, **message.as_kwargs()))
+        return BoltResponse(status=200, body="")
+
+    return refuse_while_restarting
 
 
 def build_web_app(app: AsyncApp, engine: Engine | None = None) -> web.Application:
@@ -107,6 +159,8 @@ def build_web_app(app: AsyncApp, engine: Engine | None = None) -> web.Applicatio
     web_app = app.web_app(path=EVENTS_PATH)
 
     async def health(_: web.Request) -> web.Response:
+        if _shutting_down(engine):  # a readiness probe takes the process out of rotation while it drains
+            return web.json_response({"ok": False, "stopping": True}, status=503)
         body: dict[str, object] = {"ok": True}
         if engine is not None:
             body["active_runs"] = len(engine.runs(active_only=True, limit=1000))
@@ -127,6 +181,8 @@ class BotRuntime:
     slack_sink: SlackThreadSink
     engine: Engine
     app: AsyncApp
+    after_ack: AfterAck
+    sigterm: SigtermHandler
 
 
 @contextlib.asynccontextmanager
@@ -135,15 +191,20 @@ async def bot_runtime(settings: Settings, *, socket_mode: bool = False) -> Async
     client = build_client(settings)
     approvers = ApproverResolver(client)
     # Paced: many runs at once must not exceed Slack's per-channel and per-workspace limits.
-    slack_sink = SlackThreadSink(PacedWebClient(client), store)
+    slack_sink = SlackThreadSink(PacedWebClient(client), store, settings=settings)
     engine = Engine(
         store=store,
         settings=settings,
         sinks=[slack_sink, ConsoleSink(sys.stderr)],
         approver_check=approvers.approver_check,
     )
-    app = build_app(engine, settings, client=client, approvers=approvers, socket_mode=socket_mode)
-    runtime = BotRuntime(settings, store, client, approvers, slack_sink, engine, app)
+    slack_sink.report_to(engine)  # an approval request the channel cannot show is withdrawn there
+    after_ack = AfterAck()
+    app = build_app(engine, settings, client=client, approvers=approvers, socket_mode=socket_mode, after_ack=after_ack)
+    # SIGINT too: Ctrl-C in a terminal stops as cleanly as a deploy does. Installed before any run is resumed.
+    sigterm = SigtermHandler(engine, settings.shutdown_grace, hint=SERVE_HINT, signals=(signal.SIGTERM, signal.SIGINT))
+    runtime = BotRuntime(settings, store, client, approvers, slack_sink, engine, app, after_ack, sigterm)
+    sigterm.install()
     try:
         resumed = await engine.resume_unfinished()
         if resumed:
@@ -152,6 +213,7 @@ async def bot_runtime(settings: Settings, *, socket_mode: bool = False) -> Async
         await _warm_up(runtime)
         yield runtime
     finally:
+        sigterm.uninstall()
         await engine.aclose()
         await slack_sink.aclose()
         store.close()
@@ -168,8 +230,8 @@ async def _warm_up(runtime: BotRuntime) -> None:
         log.warning("could not pre-fetch user groups; they are fetched on first use")
 
 
-async def serve_http(settings: Settings, *, host: str = "0.0.0.0", port: int | None = None) -> None:
-    """Serves until SIGTERM or SIGINT."""
+async def serve_http(settings: Settings, *, host: str = "0.0.0.0", port: int | None = None) -> bool:
+    """Serves until SIGTERM or SIGINT, then stops cleanly (see the module). False if a proxy was left detached."""
     async with bot_runtime(settings) as runtime:
         runner = web.AppRunner(build_web_app(runtime.app, runtime.engine), access_log=None)
         await runner.setup()
@@ -177,13 +239,14 @@ async def serve_http(settings: Settings, *, host: str = "0.0.0.0", port: int | N
         await site.start()
         log.info("bluegreen-bot listening on %s:%s%s", host, settings.slack.port if port is None else port, EVENTS_PATH)
         try:
-            await _until_stopped()
+            return await _until_stopped(runtime)
         finally:
             await runner.cleanup()
 
 
-async def serve_socket(settings: Settings) -> None:
-    """Connects to Slack over Socket Mode (SLACK_APP_TOKEN) and serves until SIGTERM or SIGINT."""
+async def serve_socket(settings: Settings) -> bool:
+    """Connects to Slack over Socket Mode (SLACK_APP_TOKEN) and serves until SIGTERM or SIGINT, then stops cleanly.
+    False if a proxy was left detached."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     if not settings.slack.app_token:
@@ -193,22 +256,24 @@ async def serve_socket(settings: Settings) -> None:
         await handler.connect_async()
         log.info("bluegreen-bot connected over Socket Mode")
         try:
-            await _until_stopped()
+            return await _until_stopped(runtime)
         finally:
             await handler.close_async()
 
 
-async def _until_stopped() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-        log.info("stopping: runs in flight keep their state and resume on the next start")
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+async def _until_stopped(runtime: BotRuntime) -> bool:
+    """Until the first SIGTERM; then hand the runs over and send the answers queued after acknowledgements, still
+    serving meanwhile (requests get "the bot is restarting"). True when no proxy was left detached."""
+    await runtime.sigterm.started.wait()
+    grace = runtime.settings.shutdown_grace
+    left = await runtime.engine.shutdown(grace)
+    received_at = runtime.sigterm.received_at or time.time()
+    remaining = max(AFTER_ACK_DRAIN_MINIMUM, received_at + grace - time.time())
+    await runtime.after_ack.drain(timeout=remaining)
+    for run_id, proxies in left.items():
+        log.error("run %s left %s without a target; the next process carries it on", run_id, ", ".join(proxies))
+    log.info("stopped: every run handed over; leases released" if not left else "stopped")
+    return not left
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(require_slack=True, socket_mode=socket_mode)
-        asyncio.run(serve_socket(settings) if socket_mode else serve_http(settings))
+        clean = asyncio.run(serve_socket(settings) if socket_mode else serve_http(settings))
     except ConfigError as error:
         print(f"bluegreen-bot: {error}", file=sys.stderr)
         return 2
-    return 0
+    return 0 if clean else 1

@@ -13,7 +13,7 @@ from bot.planning.requests import MODES, RUN_KINDS, Mode, RunKind, RunRequest, c
 Subcommand = Literal[
     "help", "status", "plan", "create", "upgrade", "switchover", "cleanup", "rollback", "runs", "cancel"
 ]
-FlagName = Literal["engine_version", "parameter_group", "mode", "timeout", "delete_old"]
+FlagName = Literal["engine_version", "parameter_group", "mode", "timeout", "delete_old", "abandon_proxy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ SYNTAX: dict[Subcommand, Syntax] = {
     "cleanup": Syntax("cleanup <db> [--delete-old]", "database", frozenset({"delete_old"})),
     "rollback": Syntax("rollback <db>", "database"),
     "runs": Syntax("runs", None),
-    "cancel": Syntax("cancel <run-id>", "run_id"),
+    "cancel": Syntax("cancel <run-id> [--abandon-proxy]", "run_id", frozenset({"abandon_proxy"})),
 }  # fmt: skip
 
 _VALUE_FLAGS: dict[str, FlagName] = {
@@ -45,7 +45,7 @@ _VALUE_FLAGS: dict[str, FlagName] = {
     "--mode": "mode",
     "--timeout": "timeout",
 }
-_SWITCH_FLAGS: dict[str, FlagName] = {"--delete-old": "delete_old"}
+_SWITCH_FLAGS: dict[str, FlagName] = {"--delete-old": "delete_old", "--abandon-proxy": "abandon_proxy"}
 
 # Slack clients may turn "--" into an en or em dash, and quotes into curly ones.
 _DASHES = re.compile(r"^[\u2013\u2014]+")
@@ -62,6 +62,7 @@ class ParsedCommand:
     mode: Mode = "auto"
     timeout: int | None = None
     delete_old: bool = False
+    abandon_proxy: bool = False  # cancel: stop compensating proxies an operator fixed by hand
 
     @property
     def starts_run(self) -> bool:

@@ -127,8 +127,10 @@ async def serve_bot(
     store = open_store(settings.db_path)
     client = fast_client(slack.base_url, token=settings.slack.bot_token or BOT_TOKEN, timeout=client_timeout)
     approvers = ApproverResolver(client)
-    sink = SlackThreadSink(client, store, edit_interval=edit_interval, retry_delays=(0.05, 0.1, 0.2))
+    sink = SlackThreadSink(client, store, edit_interval=edit_interval, retry_delays=(0.05, 0.1, 0.2), settings=settings)
     engine = engine_factory(store, settings, [sink], approvers)
+    if isinstance(engine, Engine):
+        sink.report_to(engine)  # as handlers.app.bot_runtime wires it
     app = build_app(engine, settings, client=client, approvers=approvers)
     runner = web.AppRunner(build_web_app(app, engine), access_log=None)
     await runner.setup()
@@ -252,8 +254,8 @@ class FakeEngine:
         self.calls.append(("reject", (request_id, user, fingerprint)))
         raise ApprovalRefused("no such request")
 
-    async def cancel(self, run_id: str, user: str) -> RunRecord:
-        self.calls.append(("cancel", (run_id, user)))
+    async def cancel(self, run_id: str, user: str, *, abandon_proxy: bool = False) -> RunRecord:
+        self.calls.append(("cancel", (run_id, user, "abandon_proxy") if abandon_proxy else (run_id, user)))
         run = self.store.runs.get(run_id)
         if run is None:
             raise BadRequest(f"no run `{run_id}`.", fix="`runs` lists the active runs.")

@@ -94,6 +94,7 @@ def expected_mutations(plan: Plan) -> dict[str, int]:
     return dict(Counter(action for action in actions if action))
 
 
+@functools.cache  # the crash and SIGTERM matrices share one planning per process
 def matrix_plans() -> dict[tuple[str, str], Plan]:
     """The create and switchover plans of both strategies for orders-pg, planned by the engine itself on a
     short-lived sandbox (moto allows one sandbox per process; this runs at collection, before the session one)."""

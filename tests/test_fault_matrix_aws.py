@@ -8,6 +8,8 @@ attempts). The tests keep every attempt but scale those sleeps down 50 times, as
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,8 @@ from botocore.retries.standard import ExponentialBackoff
 from bot.config import load_settings
 from bot.planning.requests import RunRequest
 from bot.workflow.engine import Engine
-from bot.workflow.events import Notice
+from bot.workflow.events import DetachedAlert, Notice
+from sandbox.waiting import async_wait_until
 from storage import RunRecord, open_store
 from tests.engine_fixtures import (
     APPROVER,
@@ -198,28 +201,96 @@ async def test_registration_faults_beyond_botocore_retries_are_retried_until_the
     assert successful_calls(sandbox, since)["RegisterDBProxyTargets"] == 1
 
 
-async def test_registration_failing_for_good_fails_loudly_naming_the_proxy_left_without_target(
-    patient_engine, sandbox, rds
-):
-    engine, sink = patient_engine
-    final, since = await switchover_with_register_faults(engine, sandbox, 10_000)
-    sandbox.control.clear_faults()
+# Registration failing for good: compensation used to give up after COMPENSATION_PATIENCE (4) x the target
+# timeout; it now keeps trying, with capped backoff, alerting every interval, until AWS accepts.
+SHORT_TARGET_TIMEOUT = 1.0
+OLD_BOUND = 4 * SHORT_TARGET_TIMEOUT  # when compensation used to end the run, "COMPENSATION FAILED"
+ALERT_INTERVAL = 1.0
+BACKOFF_CAP = 0.3
 
-    # Loud: the run fails (it does not hang or succeed), its error and a broadcast notice name the proxy.
-    assert final.status == "failed"
-    error = final.error or ""
-    assert PROXY in error and "no target" in error, error
-    broadcasts = [n.text for n in sink.of(Notice) if n.snapshot.run.id == final.id and n.broadcast]
-    assert any(PROXY in text for text in broadcasts), broadcasts
-    actions = [a.action for a in engine.store.audit.list(run_id=final.id)]
-    assert "step:failed" in actions and actions[-1] == "run:failed", actions
-    # Honest: AWS switched over and the proxy really has no target; the open window stays on record.
-    created = next(r for r in engine.store.runs.list(limit=5) if r.kind == "create")
-    assert_switched(rds, created.meta["deployment_name"])
+
+@pytest.fixture
+async def compensating_engine(sandbox, tmp_path: Path) -> AsyncIterator[tuple[Engine, RecordingSink]]:
+    """An engine whose registration timeout, compensation backoff cap and alert interval are scaled down."""
+    env = engine_env(
+        tmp_path / "compensating.db",
+        BLUEGREEN_TARGET_TIMEOUT=str(SHORT_TARGET_TIMEOUT),
+        BLUEGREEN_COMPENSATION_BACKOFF_CAP=str(BACKOFF_CAP),
+        BLUEGREEN_DETACHED_ALERT_INTERVAL=str(ALERT_INTERVAL),
+    )
+    settings = load_settings(env)
+    store = open_store(settings.db_path)
+    sink = RecordingSink()
+    engine = Engine(store=store, settings=settings, sinks=[sink], gateways=sandbox_gateways(sandbox))
+    yield engine, sink
+    await engine.aclose()
+    store.close()
+
+
+async def test_registration_failing_for_good_keeps_retrying_and_alerting_naming_the_proxy_and_the_command(
+    compensating_engine, sandbox, rds
+):
+    engine, sink = compensating_engine
+    store = engine.store
+    created = await run_to_end(engine, _create())
+    assert created.status == "succeeded", created.error
+    since = last_seq(sandbox)
+    run = await engine.start(_switchover())
+    pending = await pending_request(store, run.id)
+    sandbox.control.inject_fault("RegisterDBProxyTargets", "InternalFailure", 10_000)
+    await engine.approve(pending.id, APPROVER)
+
+    def compensating_for() -> float:
+        current = store.runs.get(run.id)
+        started = (current.meta.get("compensation") or {}).get("started_at")
+        return time.time() - started if current.status == "compensating" and started else 0.0
+
+    await async_wait_until(lambda: compensating_for() > 2 * OLD_BOUND, 60, what="compensation past twice the old bound")
+
+    # Still trying, and loud: a broadcast notice names the proxy, and alerts keep naming it with the command.
+    assert store.runs.get(run.id).status == "compensating"
+    broadcasts = [n.text for n in sink.of(Notice) if n.snapshot.run.id == run.id and n.broadcast]
+    assert any(PROXY in text and "no target" in text for text in broadcasts), broadcasts
+    command = (
+        f"aws rds register-db-proxy-targets --db-proxy-name {PROXY} --target-group-name default"
+        f" --db-instance-identifiers {DATABASE}"
+    )
+    alerts = [a for a in sink.of(DetachedAlert) if a.snapshot.run.id == run.id]
+    assert len(alerts) >= 3, alerts
+    assert [a.number for a in alerts] == list(range(1, len(alerts) + 1))
+    for alert in alerts:
+        assert [(p.label, p.command) for p in alert.proxies] == [(PROXY, command)]
+        assert "InternalFailure" in (alert.proxies[0].last_error or "")
+        assert alert.approvers == sorted({APPROVER, "U0CAROL"})
+    started = store.runs.get(run.id).meta["compensation"]["started_at"]
+    posted = [started] + [e.detail["at"] for e in store.audit.list(run_id=run.id) if e.action == "compensation:alert"]
+    assert all(later - earlier >= ALERT_INTERVAL for earlier, later in itertools.pairwise(posted)), posted
+    # It really is still retrying, past the old bound.
+    to_wall = time.time() - time.monotonic()
+    refused = [c["t"] + to_wall for c in all_calls(sandbox, "RegisterDBProxyTargets", since) if c.get("code")]
+    assert any(t > started + OLD_BOUND for t in refused), "no registration tried after the old bound"
+    # Honest: AWS switched over and the proxy really has no target; the run holds its locks meanwhile.
+    created_name = created.meta["deployment_name"]
+    assert_switched(rds, created_name)
     assert "RegisterDBProxyTargets" not in successful_calls(sandbox, since)
     targets = rds.describe_db_proxy_targets(DBProxyName=PROXY, TargetGroupName="default")["Targets"]
     assert [t for t in targets if t["Type"] == "RDS_INSTANCE"] == []
-    assert PROXY in final.meta.get("detached", {}), "the open window must stay on record for a repair"
-    # The registration was tried by the step and once more by the compensation.
-    attempts = [s for s in engine.store.steps.list(final.id) if s.name == "reattach"]
-    assert [s.status for s in attempts] == ["failed", "failed"]
+    assert store.locks.holder(f"db:{DATABASE}") == run.id and store.locks.holder(f"proxy:{PROXY}") == run.id
+
+    sandbox.control.clear_faults()  # AWS accepts again
+    final = await engine.wait(run.id, 60)
+
+    # The run ends as it would have: failed, with the original error naming the proxy and the repair command.
+    assert final.status == "failed"
+    error = final.error or ""
+    assert PROXY in error and "no target" in error and command in error, error
+    assert "COMPENSATION FAILED" not in error
+    assert_proxy_serves(rds, PROXY, DATABASE)
+    assert successful_calls(sandbox, since)["RegisterDBProxyTargets"] == 1
+    assert any(f"{PROXY} has its target again" in n.text and n.broadcast for n in sink.of(Notice)), broadcasts
+    assert PROXY not in final.meta.get("detached", {})
+    actions = [a.action for a in store.audit.list(run_id=final.id)]
+    assert "step:failed" in actions and actions[-1] == "run:failed", actions
+    # The registration was tried by the step, then by the compensation until AWS accepted.
+    attempts = [s for s in store.steps.list(final.id) if s.name == "reattach"]
+    assert [s.status for s in attempts] == ["failed", "done"]

@@ -107,14 +107,17 @@ def workaround_create_steps(
     ]
 
 
-def compensation_steps(database_id: str, detached: list[str]) -> list[StepSpec]:
-    """What the runner appends when a step fails while proxies (`detached`, by label) have no target: register the
-    database with them again, only where a window is still open."""
+def compensation_steps(database_id: str, detached: list[str], kind: str = "instance") -> list[StepSpec]:
+    """What the runner appends when a step fails while proxies (`detached`, by label: "proxy" or
+    "proxy/target-group") have no target: register the database with them again, only where a window is still open,
+    until each has its target back or an operator abandons it (the step never gives up by itself)."""
+    registrations = [Registration(*label.split("/", 1)) for label in detached]
     return [
         StepSpec(
             "reattach",
-            f"Compensate: register {database_id} with {', '.join(detached)} again",
+            f"Compensate: register {database_id} with {', '.join(detached)} again (until it has a target)",
             {"only_open": True},
+            commands=_register_commands(registrations, database_id, kind) + _describe_targets(registrations),
         )
     ]
 
@@ -317,8 +320,20 @@ def _plan_cleanup(request: RunRequest, observed: Observed, _timeout: int) -> Pla
     steps = _removal_steps(deployment, delete_target=False)
     if request.delete_old:
         old = deployment.source_arn.rsplit(":", 1)[-1]
+        steps.append(StepSpec("approval", f"Approval to delete {old}", {"kind": "delete_old"}))
+        if database.is_aurora:
+            # AWS refuses DeleteDBCluster while a member is not `deleting`. The members are read from AWS at run
+            # time (MEMBER below); a cluster member takes no final snapshot, the cluster's holds the data.
+            steps.append(
+                StepSpec(
+                    "delete_old_members",
+                    f"Delete every member instance of {old}, readers first, then the writer (no snapshots)",
+                    commands=(
+                        aws_command("DeleteDBInstance", {"DBInstanceIdentifier": "MEMBER", "SkipFinalSnapshot": True}),
+                    ),
+                )
+            )
         steps += [
-            StepSpec("approval", f"Approval to delete {old}", {"kind": "delete_old"}),
             StepSpec(
                 "delete_old_blue",
                 f"Delete old blue {old} with a final snapshot",

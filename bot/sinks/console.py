@@ -9,6 +9,7 @@ from typing import TextIO
 from bot.workflow.events import (
     ApprovalDecided,
     ApprovalRequested,
+    DetachedAlert,
     Event,
     Notice,
     RunFinished,
@@ -64,6 +65,15 @@ class ConsoleSink:
                     f"{time.strftime('%H:%M:%S', time.localtime(event.expires_at))}.\n"
                     f"{prefix}   python -m bot approve {event.request_id} --as <approver-id>"
                 )
+            case DetachedAlert(number=number, proxies=proxies):
+                for proxy in proxies:
+                    self._print(
+                        f"{prefix} ALERT {number}: {proxy.label} has had no target for"
+                        f" {time.time() - proxy.detached_at:.0f} s; the bot keeps registering {proxy.database}"
+                        f" ({proxy.attempts} attempts; latest: {proxy.last_error or '-'})\n"
+                        f"{prefix}   by hand: {proxy.command}\n"
+                        f"{prefix}   fixed it yourself? python -m bot cancel {run.id} --abandon-proxy"
+                    )
             case ApprovalDecided(decision=decision, user=user):
                 self._print(f"{prefix} approval {decision}" + (f" by {user}" if user else ""))
             case RunFinished(status=status, error=error, windows=windows):

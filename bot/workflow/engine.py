@@ -16,8 +16,11 @@ from bot.config import Environment, Settings
 from bot.errors import ApprovalRefused, BadRequest
 from bot.planning.plan import Observed, Plan, build_plan
 from bot.planning.requests import RunRequest, check_run_id
+from bot.workflow import draining
 from bot.workflow.events import ApprovalDecided, EventBus, RunSnapshot, Sink
 from bot.workflow.runner import GatewayPool, Runner, add_steps, process_owner, snapshot_of
+from bot.workflow.steps.approval import WITHDRAWN
+from bot.workflow.steps.compensation import request_abandonment
 from storage import ApprovalRequest, LockConflict, RunRecord, Store
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 ApproverCheck = Callable[[str, Environment], Awaitable[bool]]
 
 REAPER_INTERVAL = 5.0
+BOT_ACTOR = "bluegreen-bot"
 
 
 async def ids_only(user: str, env: Environment) -> bool:
@@ -73,6 +77,7 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[bool]] = {}
         self._observing: dict[tuple[str, str], asyncio.Future[Observed]] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._shutdown: asyncio.Future[dict[str, list[str]]] | None = None
 
     def _env(self, name: str | None) -> Environment:
         return self.settings.environment(name)
@@ -163,10 +168,13 @@ class Engine:
 
     async def start(self, request: RunRequest) -> RunRecord:
         """Plan, record (run, steps, locks, audit) in one transaction, and drive the run in the background; returns
-        the run as recorded. BadRequest if the plan is refused or another active run holds the database or a proxy."""
+        the run as recorded. BadRequest if the plan is refused, another active run holds the database or a proxy, or
+        the process is shutting down."""
+        self._refuse_while_shutting_down()
         env = self._env(request.environment)
         observed = await self.observe(request)
         plan = build_plan(request, observed, switchover_timeout=env.switchover_timeout)
+        self._refuse_while_shutting_down()
         registrations = observed.registrations
         if request.kind == "rollback":
             registrations = self._recorded_registrations(observed.database.identifier) or registrations
@@ -221,8 +229,11 @@ class Engine:
         self._tasks[run_id] = task
 
     async def resume_unfinished(self) -> list[str]:
-        """Drive every unfinished run whose lease is free or whose holder died; returns the ids taken up."""
-        resumed = []
+        """Drive every unfinished run whose lease is free or whose holder died; returns the ids taken up (none once
+        the process is shutting down)."""
+        resumed: list[str] = []
+        if self.shutting_down:
+            return resumed
         for run in self.store.runs.unfinished():
             if run.id in self._tasks and not self._tasks[run.id].done():
                 continue
@@ -247,22 +258,22 @@ class Engine:
             self._reaper = asyncio.get_running_loop().create_task(reap())
 
     async def wait(self, run_id: str, within: float | None = None) -> RunRecord:
-        """The run once it has ended and its events were delivered to the sinks. BadRequest for an unknown run;
-        TimeoutError if it is still active after `within` seconds."""
+        """The run once it has ended and its events were delivered to the sinks, or, once the process is shutting
+        down, as this process left it (possibly still active). BadRequest for an unknown run; TimeoutError if it is
+        still active after `within` seconds."""
         deadline = None if within is None else time.monotonic() + within
         while True:
             run = self.store.runs.get(run_id)
             if run is None:
                 raise BadRequest(f"no run {run_id}")
             task = self._tasks.get(run_id)
-            if not run.is_active and (task is None or task.done()):
+            if (not run.is_active or self.shutting_down) and (task is None or task.done()):
                 await self.bus.drain()
                 return run
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {run_id} still {run.status} after {within} s")
             if task is not None and not task.done():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(task), 0.5)
+                await asyncio.wait([task], timeout=0.5)  # never raises the task's outcome (cancelled at shutdown)
             else:
                 await asyncio.sleep(0.2)
 
@@ -307,6 +318,8 @@ class Engine:
     async def _refusal(
         self, request: ApprovalRequest, run: RunRecord, user: str, fingerprint: str | None, decision: str
     ) -> str | None:
+        if request.meta.get(WITHDRAWN):
+            return f"this request was withdrawn: {request.meta[WITHDRAWN]}; nothing changed."
         if request.status != "pending":
             who = f" by {request.decided_by}" if request.decided_by else ""
             return f"this request was already {request.status}{who}; nothing changed."
@@ -324,38 +337,119 @@ class Engine:
             return None  # the requester may always withdraw their own request
         if user == request.requested_by:
             return "you requested this run: a second person must approve it (two-person rule)."
-        if not await self.approver_check(user, self._env(run.environment)):
+        try:
+            allowed = await self.approver_check(user, self._env(run.environment))
+        except ApprovalRefused as refused:  # the check could not decide (Slack could not confirm a user group)
+            return refused.message
+        if not allowed:
             return "you are not an approver for this environment; ask one of the approvers mentioned above."
         return None
 
-    async def cancel(self, run_id: str, user: str) -> RunRecord:
-        """Ask the run to stop at its next interruptible point (a detached proxy is registered again before it ends).
-        Returns the run with the request recorded. BadRequest for a malformed or unknown id or a run already ended."""
-        check_run_id(run_id)
-        run = self.store.runs.get(run_id)
-        if run is None:
-            raise BadRequest(f"no run `{run_id}`.", fix="`runs` lists the active runs.")
-        if not run.is_active:
-            raise BadRequest(f"run {run_id} already ended ({run.status}).")
+    async def withdraw_approval(self, request_id: str, reason: str) -> bool:
+        """`ApprovalDelivery`: a sink could not show approval request `request_id` to anyone (the bot lost the run's
+        channel). The request is withdrawn so that nobody can approve what the approvers never saw, and the run stops
+        at its approval gate, before the change it guards. False, nothing changed, when the request was no longer
+        pending (decided, expired, superseded) or is unknown."""
+        request = self.store.approvals.get(request_id)
+        if request is None:
+            return False
         with self.store.atomic():
-            self.store.runs.merge_meta(run_id, {"cancel_requested": {"by": user, "at": time.time()}})
-            self.store.audit.append(actor=user, action="run:cancel-requested", run_id=run_id, detail={})
+            if not self.store.approvals.decide(request_id, user=BOT_ACTOR, decision="rejected"):
+                return False
+            self.store.approvals.merge_meta(request_id, {WITHDRAWN: reason})
+            self.store.audit.append(
+                actor=BOT_ACTOR,
+                action="approval:withdrawn",
+                run_id=request.run_id,
+                detail={"request_id": request_id, "reason": reason},
+            )
+        return True
+
+    async def cancel(self, run_id: str, user: str, *, abandon_proxy: bool = False) -> RunRecord:
+        """Ask the run to stop at its next interruptible point (a detached proxy is registered again before it ends).
+        Returns the run with the request recorded. BadRequest for a malformed or unknown id or a run already ended.
+
+        With `abandon_proxy`, for a run that is compensating (it keeps trying to give proxies it detached their
+        target back): stop that, because `user` has fixed the proxies by hand. Audited with the proxies; the run
+        ends as it would have once its process sees the request. `run.meta["abandon_requested"]["proxies"]` maps
+        each abandoned proxy to the command that registers it by hand. BadRequest, nothing changed, for a run that
+        is not compensating or was abandoned already."""
+        check_run_id(run_id)
+        with self.store.atomic():
+            run = self.store.runs.get(run_id)
+            if run is None:
+                raise BadRequest(f"no run `{run_id}`.", fix="`runs` lists the active runs.")
+            if not run.is_active:
+                raise BadRequest(f"run {run_id} already ended ({run.status}).")
+            if abandon_proxy:
+                request_abandonment(self.store, run, user)
+            else:
+                self.store.runs.merge_meta(run_id, {"cancel_requested": {"by": user, "at": time.time()}})
+                self.store.audit.append(actor=user, action="run:cancel-requested", run_id=run_id, detail={})
         fresh = self.store.runs.get(run_id)
         assert fresh is not None
         return fresh
 
-    async def aclose(self) -> None:
-        """Stop the reaper and this process's run tasks (the runs stay active and are resumed later), deliver the
-        pending events, close the AWS clients."""
+    # ----- stopping for a restart (SIGTERM; see bot.workflow.draining) ---------------------------------------------
+
+    @property
+    def shutting_down(self) -> bool:
+        """From the first SIGTERM on: no run starts, and runs stop at their next step boundary."""
+        return self.runner.shutdown.requested
+
+    def request_shutdown(self, hint: str | None = None) -> None:
+        """Synchronous, for a signal handler: from now on every run stops before its next step unless a proxy of it
+        is detached. `hint` ends each thread's notice: who carries the run on."""
+        self.runner.shutdown.request(hint)
+
+    async def shutdown(self, grace: float) -> dict[str, list[str]]:
+        """Stop for a restart: runs with a proxy detached complete their critical section within `grace` seconds of
+        the request (registered again, or their started switchover awaited and the target registered), the others
+        stop at once; each thread is told; the leases are released for a successor to take over at once. Returns
+        the runs left with a proxy detached (the grace ran out, or `stop_now`), with those proxies: empty for a clean
+        handover. A second call waits for the same outcome."""
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self._shut_down(grace))
+        return await asyncio.shield(self._shutdown)
+
+    async def _shut_down(self, grace: float) -> dict[str, list[str]]:
+        self.request_shutdown()
+        await self._stop_reaper()
+        left = await draining.drain(self.runner, dict(self._tasks), grace)
+        self._release_leases()
+        return left
+
+    def stop_now(self) -> None:
+        """A second SIGTERM: every run stops where it is; its recorded state lets the next process finish it."""
+        draining.stop_now(self.runner, self._tasks)
+
+    def _refuse_while_shutting_down(self) -> None:
+        if self.shutting_down:
+            raise BadRequest("the bot is restarting, so nothing was started.", fix="Try again in a minute.")
+
+    async def _stop_reaper(self) -> None:
         if self._reaper:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+            self._reaper = None
+
+    def _release_leases(self) -> None:
+        """Give up every lease this process holds, so that a successor takes the runs over without waiting for
+        their expiry (a no-op for runs another process holds)."""
+        for run_id in self._tasks:
+            self.store.leases.release(run_id, self.owner)
+
+    async def aclose(self) -> None:
+        """Stop the reaper and this process's run tasks (the runs stay active and are resumed later), release their
+        leases, deliver the pending events, close the AWS clients."""
+        await self._stop_reaper()
         for task in self._tasks.values():
             if not task.done():
                 task.cancel()
         for task in self._tasks.values():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._release_leases()
         await self.bus.aclose()
         await self.gateways.aclose()

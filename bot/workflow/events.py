@@ -92,6 +92,30 @@ class ApprovalDecided:
 
 
 @dataclass(frozen=True, slots=True)
+class DetachedProxy:
+    """A proxy the run detached that still has no target, as an alert shows it."""
+
+    label: str
+    database: str
+    detached_at: float  # when the bot deregistered the database from it (wall clock)
+    attempts: int  # registrations tried by the compensation so far
+    last_error: str | None  # AWS's latest refusal, or the target's health
+    command: str  # the `aws rds register-db-proxy-targets ...` that gives it its target back
+
+
+@dataclass(frozen=True, slots=True)
+class DetachedAlert:
+    """Compensation still cannot give proxies their target: posted every BLUEGREEN_DETACHED_ALERT_INTERVAL,
+    broadcast, mentioning the approvers. `number` counts the run's alerts across restarts (1, 2, ...)."""
+
+    snapshot: RunSnapshot
+    number: int
+    proxies: list[DetachedProxy]
+    approvers: list[str]
+    next_in: float  # seconds until the next alert
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     snapshot: RunSnapshot
     status: str
@@ -99,11 +123,20 @@ class RunFinished:
     windows: dict[str, dict[str, float]]  # proxy label -> {"seconds", "overhead_seconds"}
 
 
-Event = RunStarted | StepChanged | StepReport | Notice | ApprovalRequested | ApprovalDecided | RunFinished
+Event = (
+    RunStarted | StepChanged | StepReport | Notice | ApprovalRequested | ApprovalDecided | DetachedAlert | RunFinished
+)
 
 
 class Sink(Protocol):
     async def emit(self, event: Event) -> None: ...
+
+
+class ApprovalDelivery(Protocol):
+    """What a sink that could not show an approval request to anyone (the bot lost the run's channel) tells the
+    engine, which implements it: the request is withdrawn and the run stops at its gate. Nothing is approved unseen."""
+
+    async def withdraw_approval(self, request_id: str, reason: str) -> bool: ...
 
 
 class EventBus:

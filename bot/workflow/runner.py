@@ -20,7 +20,7 @@ from bot.aws.gateway import AwsGateway
 from bot.config import Environment, Settings
 from bot.errors import BlueGreenError, RunCancelled
 from bot.planning.plan import StepSpec, compensation_steps
-from bot.workflow import failpoints, monitoring
+from bot.workflow import draining, failpoints, monitoring
 from bot.workflow.events import (
     Event,
     EventBus,
@@ -33,6 +33,7 @@ from bot.workflow.events import (
 )
 from bot.workflow.steps import lookup
 from bot.workflow.steps.base import PlanChanged, Replan, RunEnded, StepContext, StepFailed
+from bot.workflow.steps.compensation import ProxyAbandoned
 from bot.workflow.windows import WindowLedger
 from storage import StepRecord, Store
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 LEASE_TTL = 15.0
 UNFINISHED_STEP = ("waiting", "running")
-REGISTERING_STEPS = {"reattach", "verify_native_targets", "ensure_registered"}
+REGISTERING_STEPS = draining.RESTORING_STEPS  # the steps that give a proxy its target back
 
 
 def process_owner() -> str:
@@ -113,6 +114,7 @@ class Runner:
         self.owner = owner
         self.lease_ttl = lease_ttl
         self._reports: set[asyncio.Task[None]] = set()
+        self.shutdown = draining.Shutdown()  # requested on SIGTERM; obeyed before every step (bot.workflow.draining)
 
     # ----- leases ---------------------------------------------------------------------------------------------
 
@@ -155,6 +157,11 @@ class Runner:
 
     # ----- the loop -------------------------------------------------------------------------------------------
 
+    async def reports_posted(self, within: float) -> None:
+        """Wait, at most `within` seconds, for the step reports still being prepared to reach the sinks."""
+        if self._reports:
+            await asyncio.wait(list(self._reports), timeout=within)
+
     def publish(self, run_id: str, factory: Callable[[RunSnapshot], Event]) -> None:
         self.bus.publish(factory(snapshot_of(self.store, run_id)))
 
@@ -180,6 +187,8 @@ class Runner:
             if step is None:
                 ending = run.meta.get("ending") or {"status": "succeeded", "error": None}
                 await self._finish(run_id, ending["status"], ending.get("error"))
+                return
+            if self.shutdown.requested and await draining.stop_here(self, run_id, step, gateway, env):
                 return
             try:
                 await self._execute(run_id, step, gateway, env)
@@ -319,6 +328,7 @@ class Runner:
 
     async def _fail(self, run_id: str, step: StepRecord, exc: BaseException) -> None:
         cancelled = isinstance(exc, RunCancelled)
+        abandoned = isinstance(exc, ProxyAbandoned)
         message = str(exc) if isinstance(exc, BlueGreenError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, BlueGreenError):
             log.exception("run %s: step %s failed unexpectedly", run_id, step.name)
@@ -327,33 +337,63 @@ class Runner:
         run = self.store.runs.get(run_id)
         assert run is not None
         already_compensating = run.status == "compensating"
+        kind = run.meta.get("database_kind", "instance")
         with self.store.atomic():
             if current.status == "running" or (cancelled and current.status == "waiting"):
-                self.store.steps.finish(run_id, step.idx, "cancelled" if cancelled else "failed", detail=message)
+                ended = "cancelled" if cancelled or abandoned else "failed"
+                self.store.steps.finish(run_id, step.idx, ended, detail=message)
             self._skip_rest(run_id, step.idx, status)
             open_windows = WindowLedger(self.store, run_id).open_windows()
             if already_compensating:
-                detached = ", ".join(open_windows) or "none on record"
-                message = f"COMPENSATION FAILED; still detached: {detached}. {message}"
-                self.store.runs.merge_meta(run_id, {"ending": {"status": "failed", "error": message}})
+                # The run ends as it would have, with its original error, once no proxy is left without a target
+                # (or an operator abandoned them). Compensation never gives up by itself: start it again.
+                ending = dict(run.meta.get("ending") or {"status": "failed", "error": None})
+                if abandoned:
+                    ending["error"] = "; ".join(part for part in (ending.get("error"), message) if part)
+                    self.store.runs.merge_meta(run_id, {"ending": ending})
+                elif open_windows:
+                    add_steps(self.store, run_id, compensation_steps(run.database, list(open_windows), kind))
             elif open_windows:
                 # A proxy has no target: put it back before anything else.
                 self.store.runs.set_status(run_id, "compensating")
                 self.store.runs.merge_meta(run_id, {"ending": {"status": status, "error": message}})
-                add_steps(self.store, run_id, compensation_steps(run.database, list(open_windows)))
+                add_steps(self.store, run_id, compensation_steps(run.database, list(open_windows), kind))
             else:
                 self.store.runs.merge_meta(run_id, {"ending": {"status": status, "error": message}})
-            self.store.audit.append(
-                actor="bluegreen-bot",
-                action="step:failed",
-                run_id=run_id,
-                detail={"step": step.name, "error": message, "compensating": bool(open_windows)},
+            if isinstance(exc, ProxyAbandoned):
+                self.store.audit.append(
+                    actor=exc.by,
+                    action="compensation:abandoned",
+                    run_id=run_id,
+                    detail={"proxies": exc.labels, "commands": exc.commands},
+                )
+            else:
+                self.store.audit.append(
+                    actor="bluegreen-bot",
+                    action="step:failed",
+                    run_id=run_id,
+                    detail={"step": step.name, "error": message, "compensating": bool(open_windows)},
+                )
+        if isinstance(exc, ProxyAbandoned):
+            commands = "; ".join(f"`{command}`" for command in exc.commands.values())
+            text = (
+                f"{exc.by} abandoned {', '.join(exc.labels)}: the bot no longer registers {run.database} there nor"
+                f" watches it. If it still has no target, register it by hand: {commands}"
             )
-        text = f"Step failed: {message}"
-        if open_windows and not already_compensating:
-            text += f". Registering {run.database} with {', '.join(open_windows)} again now."
+        elif already_compensating and open_windows:
+            text = (
+                f"Compensation stopped unexpectedly ({message}); registering {run.database} with"
+                f" {', '.join(open_windows)} again."
+            )
+        else:
+            text = f"Step failed: {message}"
+            if open_windows and not already_compensating:
+                text += f". Registering {run.database} with {', '.join(open_windows)} again now."
         self.publish(run_id, lambda s: StepChanged(s, step.idx))
         self.publish(run_id, lambda s: Notice(s, text, broadcast=True))
+        if already_compensating and open_windows and not abandoned:
+            # Paced: a compensation that keeps breaking must not spin.
+            await asyncio.sleep(self.settings.environment(run.environment).compensation_backoff_cap)
 
     async def _finish(self, run_id: str, status: str, error: str | None) -> None:
         # Reports of the last steps first, then the summary.

@@ -44,7 +44,12 @@ class WindowLedger:
             detached[registration.label] = {**registration.to_dict(), "database": database, "kind": kind, "at": at}
             self._store.runs.merge_meta(self._run_id, {"detached": detached})
             windows = dict(run.summary.get("windows", {}))
-            windows[registration.label] = {"detached_at": at, "aws_seconds": 0.0}
+            window = {"detached_at": at, "aws_seconds": 0.0}
+            earlier = windows.get(registration.label, {})
+            if "seconds" in earlier:
+                # Detached again (a shutdown gave the target back in between): report every window, not the last.
+                window.update(earlier_seconds=earlier["seconds"], aws_seconds=earlier.get("aws_seconds", 0.0))
+            windows[registration.label] = window
             self._store.runs.update(self._run_id, summary={**run.summary, "windows": windows})
 
     def aws_time(self, start: float, lower_end: float, labels: Iterable[str] | None = None) -> None:
@@ -63,6 +68,25 @@ class WindowLedger:
                 windows[label] = window
             self._store.runs.update(self._run_id, summary={**run.summary, "windows": windows})
 
+    def abandoned(self, registration: Registration, by: str, at: float) -> dict | None:
+        """An operator took the proxy over (`cancel --abandon-proxy`): the window closes without the bot having seen
+        the target back; its length is how long it was the bot's to restore, a lower bound of the outage."""
+        with self._store.atomic():
+            run = self._run()
+            detached = dict(run.meta.get("detached", {}))
+            opened = detached.pop(registration.label, None)
+            if opened is None:
+                return None
+            windows = dict(run.summary.get("windows", {}))
+            window = dict(windows.get(registration.label, {"detached_at": opened["at"], "aws_seconds": 0.0}))
+            seconds = at - opened["at"] + window.get("earlier_seconds", 0.0)
+            window.update(abandoned_at=at, abandoned_by=by, seconds=round(seconds, 3))
+            windows[registration.label] = window
+            abandoned = {**run.meta.get("abandoned", {}), registration.label: {**opened, "by": by, "abandoned_at": at}}
+            self._store.runs.merge_meta(self._run_id, {"detached": detached, "abandoned": abandoned})
+            self._store.runs.update(self._run_id, summary={**run.summary, "windows": windows})
+            return window
+
     def reattached(self, registration: Registration, at: float) -> dict | None:
         with self._store.atomic():
             run = self._run()
@@ -72,7 +96,7 @@ class WindowLedger:
                 return None
             windows = dict(run.summary.get("windows", {}))
             window = dict(windows.get(registration.label, {"detached_at": opened["at"], "aws_seconds": 0.0}))
-            seconds = at - opened["at"]
+            seconds = at - opened["at"] + window.get("earlier_seconds", 0.0)
             window.update(
                 reattached_at=at,
                 seconds=round(seconds, 3),

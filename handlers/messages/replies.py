@@ -25,7 +25,7 @@ def help_message() -> Message:
         "cleanup": "delete the finished deployment; `--delete-old` also deletes the old databases (approval)",
         "rollback": "undo a deployment that has not switched over",
         "runs": "active and recent runs",
-        "cancel": "stop a run safely",
+        "cancel": "stop a run safely; `--abandon-proxy` stops a compensating run retrying a proxy you fixed by hand",
     }
     lines = [f"`/bluegreen {syntax.usage}`: {descriptions[name]}" for name, syntax in SYNTAX.items()]
     blocks: list[Block] = [

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import Block
 
-from bot.workflow.events import AwsCall, RunSnapshot
+from bot.workflow.events import AwsCall, DetachedProxy, RunSnapshot
 from handlers.ids import RunBlockIds
 from handlers.messages.formatting import (
     KIND_TITLES,
@@ -90,8 +90,8 @@ def run_title(run: RunRecord) -> str:
     return f"{KIND_TITLES.get(run.kind, run.kind.title())}: {run.database}"
 
 
-def run_parent(snapshot: RunSnapshot, *, now: float | None = None) -> Message:
-    """The run's parent message: header, who/what, and the live checklist of steps."""
+def run_parent(snapshot: RunSnapshot, *, now: float | None = None, links: str | None = None) -> Message:
+    """The run's parent message: header, who/what, `links` (AWS console, `console_links`), the live checklist."""
     now = time.time() if now is None else now
     run = snapshot.run
     status_icon = RUN_ICONS.get(run.status, ":grey_question:")
@@ -108,6 +108,8 @@ def run_parent(snapshot: RunSnapshot, *, now: float | None = None) -> Message:
     if run.strategy:
         facts.append(f"strategy `{run.strategy}`")
     blocks: list[Block] = [header(run_title(run), block_id=RunBlockIds.header), context(" · ".join(facts))]
+    if links:
+        blocks.append(context(links))
     blocks += checklist_sections(snapshot.steps, now=now, max_blocks=MAX_MESSAGE_BLOCKS - 4)
     footer = f"{done}/{len(snapshot.steps)} steps complete" if snapshot.steps else "planning…"
     if run.error and not run.is_active:
@@ -137,6 +139,51 @@ def step_report(snapshot: RunSnapshot, step_idx: int, lines: Sequence[str], aws_
 
 def notice(text: str) -> Message:
     return Message(text=text, blocks=[section(f":information_source: {escape(text)}")])
+
+
+def detached_alert(
+    run: RunRecord,
+    number: int,
+    proxies: Sequence[DetachedProxy],
+    approvers: Sequence[str],
+    next_in: float,
+    *,
+    now: float | None = None,
+) -> Message:
+    """The alert re-posted (broadcast) while compensation cannot give proxies their target back: which proxy, for
+    how long, what AWS says, the command that fixes it by hand, and how to stop the bot once someone has."""
+    now = time.time() if now is None else now
+    who = " ".join(mention(approver) for approver in approvers) or "(no approvers configured)"
+    names = ", ".join(f"`{escape(p.label)}`" for p in proxies)
+    longest = max((now - p.detached_at for p in proxies), default=0.0)
+    blocks: list[Block] = [
+        section(
+            f":rotating_light: *{names} {'has' if len(proxies) == 1 else 'have'} had no target for"
+            f" {duration(max(0.0, longest))}*: applications behind {'it' if len(proxies) == 1 else 'them'} are cut"
+            f" off. {who}"
+        )
+    ]
+    for proxy in proxies[: MAX_MESSAGE_BLOCKS - 3]:
+        latest = f" Latest: {escape(truncate(proxy.last_error, 500))}." if proxy.last_error else ""
+        blocks.append(
+            section(
+                f"`{escape(proxy.label)}`: the bot keeps registering `{escape(proxy.database)}` with it"
+                f" ({proxy.attempts} attempts so far).{latest} To register it by hand:\n{code([proxy.command])}"
+            )
+        )
+    blocks.append(
+        context(
+            f"Run `{run.id}` ({run.kind} of `{escape(run.database)}`), alert {number}; next in {duration(next_in)}"
+            " unless the proxy has its target again. Fixed it yourself? "
+            f"`/bluegreen cancel {run.id} --abandon-proxy` (or `python -m bot cancel {run.id} --abandon-proxy`)."
+        )
+    )
+    plain_who = " ".join(mention(approver) for approver in approvers)
+    text = (
+        f"ALERT {number}: {', '.join(p.label for p in proxies)} still without a target (run {run.id},"
+        f" {run.kind} of {run.database}); the bot keeps registering it. {plain_who}"
+    ).strip()
+    return Message(text=text, blocks=cap_blocks(blocks))
 
 
 def run_summary(
@@ -182,15 +229,39 @@ def run_accepted(run: RunRecord) -> Message:
 
 
 def run_cancelling(run: RunRecord) -> Message:
-    return Message(
-        text=f"Cancelling run {run.id}",
-        blocks=[
-            section(
-                f":no_entry_sign: Asked run `{run.id}` ({run.kind} of `{run.database}`) to stop safely; "
-                "a detached proxy is re-attached first."
+    blocks: list[Block] = [
+        section(
+            f":no_entry_sign: Asked run `{run.id}` ({run.kind} of `{run.database}`) to stop safely; "
+            "a detached proxy is re-attached first."
+        )
+    ]
+    if run.status == "compensating":
+        blocks.append(
+            context(
+                "It is compensating: it ends once every proxy it detached has its target again. If you have fixed "
+                f"them yourself: `/bluegreen cancel {run.id} --abandon-proxy`."
             )
-        ],
+        )
+    return Message(text=f"Cancelling run {run.id}", blocks=blocks)
+
+
+def proxies_abandoned(run: RunRecord) -> Message:
+    """The reply to `cancel <run> --abandon-proxy`: what was abandoned, and the command that registers it by hand."""
+    request = run.meta.get("abandon_requested") or {}
+    proxies: dict[str, str] = request.get("proxies") or {}
+    names = ", ".join(f"`{escape(label)}`" for label in proxies)
+    text = (
+        f"Abandoned {', '.join(proxies)} of run {run.id}: the bot stops registering them. If one still has no target,"
+        " register it by hand: " + "; ".join(proxies.values())
     )
+    blocks: list[Block] = [
+        section(
+            f":warning: Abandoned {names} of run `{run.id}` ({run.kind} of `{escape(run.database)}`): the bot stops"
+            " registering them and no longer watches them; the run ends as it would have. Recorded in the audit log."
+        ),
+        section("If a proxy still has no target, register it by hand:\n" + code(proxies.values())),
+    ]
+    return Message(text=truncate(text, 3000), blocks=blocks)
 
 
 def run_line(run: RunRecord, now: float) -> str:

@@ -15,11 +15,13 @@ import hashlib
 import logging
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.workflow.events import (
     ApprovalDecided,
     ApprovalRequested,
+    DetachedAlert,
     Event,
     Notice,
     RunFinished,
@@ -28,9 +30,10 @@ from bot.workflow.events import (
     StepChanged,
     StepReport,
 )
-from handlers.messages.approvals import approval_decided, approval_request
+from handlers.messages.approvals import approval_decided, approval_request, approve_confirmation
 from handlers.messages.formatting import Message
-from handlers.messages.runs import notice, run_parent, run_summary, step_report
+from handlers.messages.runs import detached_alert, notice, run_parent, run_summary, step_report
+from handlers.thread.lost_channel import LostChannel
 from handlers.thread.metadata import (
     PARENT_KEY,
     SUMMARY_KEY,
@@ -73,6 +76,7 @@ class RunWorker:
         self._finished = False
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
+        self._lost = LostChannel(sink, run_id)  # what to do if the bot can no longer post in the run's channel
         self._task = asyncio.get_running_loop().create_task(self._work(), name=f"slack-thread-{run_id}")
 
     @property
@@ -145,12 +149,20 @@ class RunWorker:
                 key = self._notice_key(event)
                 message = notice(event.text)
                 await self._reply(event.snapshot, message, key=key, what="notice", broadcast=event.broadcast)
+            elif isinstance(event, DetachedAlert):
+                message = detached_alert(
+                    event.snapshot.run, event.number, event.proxies, event.approvers, event.next_in
+                )
+                # Numbered across restarts by the runner: one message per alert, however often it is retried.
+                key = f"alert:{event.number}"
+                await self._reply(event.snapshot, message, key=key, what="detached alert", broadcast=True)
             elif isinstance(event, ApprovalRequested):
                 await self._on_approval_requested(event)
             elif isinstance(event, ApprovalDecided):
                 await self._on_approval_decided(event)
             elif isinstance(event, RunFinished):
                 await self._on_finished(event)
+            await self._lost.after(event)
         except Exception:
             log.exception("slack sink: could not render %s for run %s", type(event).__name__, self._run_id)
 
@@ -197,14 +209,14 @@ class RunWorker:
         return Thread(channel=channel, ts=ts) if ts else None
 
     async def _post_parent(self, channel: str, snapshot: RunSnapshot) -> Thread | None:
-        message = run_parent(snapshot)
+        message = run_parent(snapshot, links=self._sink._console_links(snapshot.run))
         since = time.time() - READ_BACK_MARGIN_SECONDS
 
         async def find_landed() -> dict[str, Any] | None:
             found = await self._sink._read_back(self._run_id, channel, oldest=since)
             return {"channel": channel, "ts": found[PARENT_KEY]} if PARENT_KEY in found else None
 
-        response = await self._sink._call(
+        response = await self._call(
             "post parent message",
             lambda: self._sink._client.chat_postMessage(
                 channel=channel, metadata=message_metadata(self._run_id, PARENT_KEY), **message.as_kwargs()
@@ -232,12 +244,16 @@ class RunWorker:
             return
         self._last_edit = time.monotonic()
         self._shown = snapshot
-        message = run_parent(snapshot)
-        await self._sink._call(
+        message = run_parent(snapshot, links=self._sink._console_links(snapshot.run))
+        await self._call(
             "update parent message",
             lambda: self._sink._client.chat_update(channel=thread.channel, ts=thread.ts, **message.as_kwargs()),
             on_unknown_fate=self._resend_later,
         )
+
+    def _call(self, what: str, call: Callable[[], Awaitable[Any]], **kwargs: Any) -> Awaitable[Any | None]:
+        """`SlackThreadSink._call`, with Slack's final refusals reported to the run's `LostChannel`."""
+        return self._sink._call(what, call, on_refused=self._lost.refused, **kwargs)
 
     def _resend_later(self) -> None:
         """An edit timed out: if Slack applies it late, it may cover a newer checklist. Send the newest again."""
@@ -287,7 +303,7 @@ class RunWorker:
             found = await self._sink._read_back(self._run_id, thread.channel, thread_ts=thread.ts, oldest=since)
             return {"channel": thread.channel, "ts": found[key]} if key in found else None
 
-        response = await self._sink._call(
+        response = await self._call(
             f"post {what}",
             lambda: self._sink._client.chat_postMessage(
                 channel=thread.channel,
@@ -332,9 +348,14 @@ class RunWorker:
             expires_at=event.expires_at,
             action=event.action,
             facts=event.facts,
+            confirm=approve_confirmation(event.kind, event.snapshot.run),
+            links=self._sink._console_links(event.snapshot.run),
         )
         key = f"approval:{event.request_id}"
+        self._lost.watch()
         ts = await self._reply(event.snapshot, message, key=key, what="approval request")
+        if ts is None:
+            await self._lost.approval_not_shown(event)
         if ts is not None and self._thread is not None:
             self._sink._store.approvals.merge_meta(
                 event.request_id, {"slack_ts": ts, "slack_channel": self._thread.channel, "action": event.action}
@@ -358,7 +379,7 @@ class RunWorker:
             at=event.at,
         )
         ts = request.meta["slack_ts"]
-        await self._sink._call(
+        await self._call(
             "update approval message",
             lambda: self._sink._client.chat_update(channel=channel, ts=ts, **message.as_kwargs()),
         )

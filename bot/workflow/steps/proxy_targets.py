@@ -113,13 +113,7 @@ async def attach(ctx: StepContext, registration: Registration, database: Databas
     ctx.say(f"{registration.label}: {database.identifier} AVAILABLE after {result.polls} polls{note}")
 
 
-# Compensation keeps trying far longer than a normal registration: giving up leaves a proxy without its target.
-COMPENSATION_PATIENCE = 4
-
-
 def _timeout(ctx: StepContext) -> float:
-    if ctx.params.get("only_open"):
-        return COMPENSATION_PATIENCE * ctx.env.target_timeout
     return float(ctx.params.get("timeout", ctx.env.target_timeout))
 
 
@@ -170,7 +164,10 @@ class Detach(Step):
 
 class Reattach(Step):
     """Runbook steps 3 and 7 (and compensation): register the database under its name again on every proxy target
-    group of the rollback record, then wait until every target is AVAILABLE."""
+    group of the rollback record, then wait until every target is AVAILABLE.
+
+    As compensation (`only_open`: the proxies a failed run left detached) it never gives up by itself; see
+    `bot.workflow.steps.compensation`."""
 
     kind = "reattach"
     interruptible = False
@@ -180,8 +177,13 @@ class Reattach(Step):
         database = ctx.database_on_record()
         registrations = ctx.registrations()
         if ctx.params.get("only_open"):
-            open_labels = ctx.windows.open_windows()
-            registrations = [r for r in registrations if r.label in open_labels]
+            from bot.workflow.steps.compensation import compensate  # it builds on this module's waits
+
+            # Every open window, whether or not it is in the rollback record.
+            registrations = [Registration.from_dict(window) for window in ctx.windows.open_windows().values()]
+            await compensate(ctx, registrations, database)
+            ctx.observe(attached=[r.label for r in registrations], database=database.identifier)
+            return None
         results = await asyncio.gather(
             *(attach(ctx, r, database, timeout=_timeout(ctx)) for r in registrations), return_exceptions=True
         )
