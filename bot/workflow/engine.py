@@ -6,34 +6,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.aws.gateway import AwsGateway
 from bot.aws.models import Database, Deployment, ProxyTarget, Registration
 from bot.aws.responses import health_of
 from bot.config import Environment, Settings
-from bot.errors import ApprovalRefused, BadRequest
+from bot.errors import BadRequest
 from bot.planning.plan import Observed, Plan, build_plan
 from bot.planning.requests import RunRequest, check_run_id
 from bot.workflow import draining
-from bot.workflow.events import ApprovalDecided, EventBus, RunSnapshot, Sink
+from bot.workflow.approvals import ApprovalDesk, ApproverCheck, ids_only
+from bot.workflow.events import EventBus, RunSnapshot, Sink
 from bot.workflow.runner import GatewayPool, Runner, add_steps, process_owner, snapshot_of
-from bot.workflow.steps.approval import WITHDRAWN
 from bot.workflow.steps.compensation import request_abandonment
 from storage import ApprovalRequest, LockConflict, RunRecord, Store
 
 log = logging.getLogger(__name__)
 
-# Decides whether a user may approve in an environment (Slack resolves user groups; the CLI compares ids).
-ApproverCheck = Callable[[str, Environment], Awaitable[bool]]
-
 REAPER_INTERVAL = 5.0
-BOT_ACTOR = "bluegreen-bot"
-
-
-async def ids_only(user: str, env: Environment) -> bool:
-    return user in env.approvers
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +62,7 @@ class Engine:
         self.owner = owner or process_owner()
         self.gateways = gateways or GatewayPool()
         self.bus = EventBus(sinks)
+        self.approvals = ApprovalDesk(store, self.bus, self.approver_check, self._env)
         runner_kwargs = {"lease_ttl": lease_ttl} if lease_ttl else {}
         self.runner = Runner(
             store=store, settings=settings, gateways=self.gateways, bus=self.bus, owner=self.owner, **runner_kwargs
@@ -282,88 +275,18 @@ class Engine:
     async def approve(self, request_id: str, user: str, fingerprint: str | None = None) -> ApprovalRequest:
         """Approve a pending request under the two-person rule; returns it decided. ApprovalRefused, nothing changed,
         if it is unknown, decided, expired, for another plan (`fingerprint`), or `user` may not approve it."""
-        return await self._decide(request_id, user, fingerprint, "approved")
+        return await self.approvals.decide(request_id, user, fingerprint, "approved")
 
     async def reject(self, request_id: str, user: str, fingerprint: str | None = None) -> ApprovalRequest:
         """Reject a pending request (an approver, or the requester withdrawing it); returns it decided.
         ApprovalRefused as for `approve`."""
-        return await self._decide(request_id, user, fingerprint, "rejected")
-
-    async def _decide(self, request_id: str, user: str, fingerprint: str | None, decision: str) -> ApprovalRequest:
-        request = self.store.approvals.get(request_id)
-        if request is None:
-            raise ApprovalRefused(f"no approval request `{request_id}`.")
-        run = self.store.runs.get(request.run_id)
-        assert run is not None
-        refusal = await self._refusal(request, run, user, fingerprint, decision)
-        if refusal:
-            self.store.audit.append(
-                actor=user,
-                action=f"approval:refused:{decision}",
-                run_id=run.id,
-                detail={"request_id": request_id, "reason": refusal},
-            )
-            raise ApprovalRefused(refusal)
-        if not self.store.approvals.decide(request_id, user=user, decision=decision):
-            latest = self.store.approvals.get(request_id)
-            assert latest is not None
-            raise ApprovalRefused(f"already {latest.status} by {latest.decided_by or 'the bot'}; nothing changed.")
-        self.store.audit.append(
-            actor=user, action=f"approval:{decision}", run_id=run.id, detail={"request_id": request_id}
-        )
-        decided = self.store.approvals.get(request_id)
-        assert decided is not None
-        return decided
-
-    async def _refusal(
-        self, request: ApprovalRequest, run: RunRecord, user: str, fingerprint: str | None, decision: str
-    ) -> str | None:
-        if request.meta.get(WITHDRAWN):
-            return f"this request was withdrawn: {request.meta[WITHDRAWN]}; nothing changed."
-        if request.status != "pending":
-            who = f" by {request.decided_by}" if request.decided_by else ""
-            return f"this request was already {request.status}{who}; nothing changed."
-        if time.time() >= request.expires_at:
-            if self.store.approvals.expire(request.id):
-                self.bus.publish(
-                    ApprovalDecided(snapshot_of(self.store, run.id), request.id, "expired", None, time.time())
-                )
-            return "this approval request has expired; the run will ask again if it is retried."
-        if fingerprint is not None and fingerprint != request.fingerprint:
-            return "the plan changed since this request was posted; approve the newer request in the thread."
-        if run.plan_fingerprint and run.plan_fingerprint != request.fingerprint and request.kind == "switchover":
-            return "the plan changed since this request was posted; a new approval request will follow."
-        if decision == "rejected" and user == request.requested_by:
-            return None  # the requester may always withdraw their own request
-        if user == request.requested_by:
-            return "you requested this run: a second person must approve it (two-person rule)."
-        try:
-            allowed = await self.approver_check(user, self._env(run.environment))
-        except ApprovalRefused as refused:  # the check could not decide (Slack could not confirm a user group)
-            return refused.message
-        if not allowed:
-            return "you are not an approver for this environment; ask one of the approvers mentioned above."
-        return None
+        return await self.approvals.decide(request_id, user, fingerprint, "rejected")
 
     async def withdraw_approval(self, request_id: str, reason: str) -> bool:
         """`ApprovalDelivery`: a sink could not show approval request `request_id` to anyone (the bot lost the run's
         channel). The request is withdrawn so that nobody can approve what the approvers never saw, and the run stops
-        at its approval gate, before the change it guards. False, nothing changed, when the request was no longer
-        pending (decided, expired, superseded) or is unknown."""
-        request = self.store.approvals.get(request_id)
-        if request is None:
-            return False
-        with self.store.atomic():
-            if not self.store.approvals.decide(request_id, user=BOT_ACTOR, decision="rejected"):
-                return False
-            self.store.approvals.merge_meta(request_id, {WITHDRAWN: reason})
-            self.store.audit.append(
-                actor=BOT_ACTOR,
-                action="approval:withdrawn",
-                run_id=request.run_id,
-                detail={"request_id": request_id, "reason": reason},
-            )
-        return True
+        at its approval gate. False, nothing changed, when it was no longer pending or is unknown."""
+        return await self.approvals.withdraw(request_id, reason)
 
     async def cancel(self, run_id: str, user: str, *, abandon_proxy: bool = False) -> RunRecord:
         """Ask the run to stop at its next interruptible point (a detached proxy is registered again before it ends).
