@@ -71,23 +71,34 @@ class WindowLedger:
     def abandoned(self, registration: Registration, by: str, at: float) -> dict | None:
         """An operator took the proxy over (`cancel --abandon-proxy`): the window closes without the bot having seen
         the target back; its length is how long it was the bot's to restore, a lower bound of the outage."""
-        with self._store.atomic():
-            run = self._run()
-            detached = dict(run.meta.get("detached", {}))
-            opened = detached.pop(registration.label, None)
-            if opened is None:
-                return None
-            windows = dict(run.summary.get("windows", {}))
-            window = dict(windows.get(registration.label, {"detached_at": opened["at"], "aws_seconds": 0.0}))
-            seconds = at - opened["at"] + window.get("earlier_seconds", 0.0)
-            window.update(abandoned_at=at, abandoned_by=by, seconds=round(seconds, 3))
-            windows[registration.label] = window
-            abandoned = {**run.meta.get("abandoned", {}), registration.label: {**opened, "by": by, "abandoned_at": at}}
-            self._store.runs.merge_meta(self._run_id, {"detached": detached, "abandoned": abandoned})
-            self._store.runs.update(self._run_id, summary={**run.summary, "windows": windows})
-            return window
+        return self._close(
+            registration,
+            at,
+            lambda seconds, window: {"abandoned_at": at, "abandoned_by": by},
+            lambda opened, meta: {
+                "abandoned": {**meta.get("abandoned", {}), registration.label: {**opened, "by": by, "abandoned_at": at}}
+            },
+        )
 
     def reattached(self, registration: Registration, at: float) -> dict | None:
+        return self._close(
+            registration,
+            at,
+            lambda seconds, window: {
+                "reattached_at": at,
+                "overhead_seconds": round(max(0.0, seconds - window.get("aws_seconds", 0.0)), 3),
+            },
+        )
+
+    def _close(
+        self,
+        registration: Registration,
+        at: float,
+        fields: Callable[[float, dict], dict],
+        meta: Callable[[dict, dict], dict] | None = None,
+    ) -> dict | None:
+        """Close the proxy's open window at `at` (None if none is open): its length counts every earlier window of
+        this run for the proxy; `fields` adds how it closed and `meta` what the run records of it."""
         with self._store.atomic():
             run = self._run()
             detached = dict(run.meta.get("detached", {}))
@@ -97,12 +108,9 @@ class WindowLedger:
             windows = dict(run.summary.get("windows", {}))
             window = dict(windows.get(registration.label, {"detached_at": opened["at"], "aws_seconds": 0.0}))
             seconds = at - opened["at"] + window.get("earlier_seconds", 0.0)
-            window.update(
-                reattached_at=at,
-                seconds=round(seconds, 3),
-                overhead_seconds=round(max(0.0, seconds - window.get("aws_seconds", 0.0)), 3),
-            )
+            window.update(seconds=round(seconds, 3), **fields(seconds, window))
             windows[registration.label] = window
-            self._store.runs.merge_meta(self._run_id, {"detached": detached})
+            extra = meta(opened, run.meta) if meta else {}
+            self._store.runs.merge_meta(self._run_id, {"detached": detached, **extra})
             self._store.runs.update(self._run_id, summary={**run.summary, "windows": windows})
             return window
