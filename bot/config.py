@@ -69,6 +69,9 @@ class Environment:
     native_follow_timeout: float = 300.0  # native strategy: how long AWS may take to move the proxy
     compensation_backoff_cap: float = 60.0  # compensation retries registering at least this often
     detached_alert_interval: float = 600.0  # while compensating: alert the thread this often
+    max_replica_lag: float = 30.0  # readiness gate: green's replica lag must be under this (seconds)
+    lag_wait: float = 300.0  # right before detaching: how long a failing lag gate waits, re-checking
+    fix_drift: bool = False  # after a switchover: restore deletion protection and tags on the new primary
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,17 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    text = env.get(name)
+    if text is None:
+        return default
+    if text.strip().lower() in {"true", "1", "yes"}:
+        return True
+    if text.strip().lower() in {"false", "0", "no"}:
+        return False
+    raise refuse(name, f"expected true or false, got {text!r}", "set it to true or false")
+
+
 def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
     text = env.get(name)
     return types.user_ids(types.comma_list(text), name) if text else frozenset()
@@ -175,6 +189,9 @@ def load_settings(
         native_follow_timeout=_seconds(variables, "BLUEGREEN_NATIVE_FOLLOW_TIMEOUT", 300.0),
         compensation_backoff_cap=_positive(variables, "BLUEGREEN_COMPENSATION_BACKOFF_CAP", 60.0),
         detached_alert_interval=_positive(variables, "BLUEGREEN_DETACHED_ALERT_INTERVAL", 600.0),
+        max_replica_lag=_seconds(variables, "BLUEGREEN_MAX_REPLICA_LAG", 30.0, minimum=0.0),
+        lag_wait=_seconds(variables, "BLUEGREEN_LAG_WAIT", 300.0, minimum=0.0),
+        fix_drift=_flag(variables, "BLUEGREEN_FIX_DRIFT", False),
     )
     config_path = variables.get("BLUEGREEN_CONFIG")
     if config_path:

@@ -48,6 +48,9 @@ KEYS: dict[str, tuple[Reader, str]] = {
     ),
     "proxy_probes": (types.table_probes, 'table, proxy = "host:port"'),
     "require_probe": (types.boolean, "boolean"),
+    "max_replica_lag": (lambda v, s: types.seconds(v, s, minimum=0, maximum=86400), "number of seconds"),
+    "lag_wait": (lambda v, s: types.seconds(v, s, minimum=0, maximum=86400), "number of seconds"),
+    "fix_drift": (types.boolean, "boolean"),
 }
 EMPTY_LIST_FIXES = {
     "channels": "list the channel ids, or leave `channels` out to accept every channel",

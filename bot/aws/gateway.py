@@ -23,6 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bot import errors
 from bot.aws.commands import aws_command, target_params
 from bot.aws.credentials import RoleCredentials, assumed_role_credentials, use_credentials
+from bot.aws.database_reads import DatabaseReads
+from bot.aws.deployment_events import DeploymentEvents
 from bot.aws.faults import translate
 from bot.aws.models import Database, Deployment, Proxy, ProxyTarget, Registration
 from bot.aws.responses import (
@@ -34,6 +36,7 @@ from bot.aws.responses import (
     registered_as,
     version_key,
 )
+from bot.aws.settings_changes import SettingsChanges
 
 T = TypeVar("T")
 
@@ -55,7 +58,7 @@ class Mutation:
     response: dict[str, Any]
 
 
-class AwsGateway:
+class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
     """One per AWS account/region. Use as an async context manager, or call `close()`.
 
     Failures raise `bot.errors.AwsError` (see the module docstring) unless a method says otherwise. With `role_arn`
