@@ -15,6 +15,7 @@ from sandbox.aws.proxy_targets import identifier_of
 
 if TYPE_CHECKING:
     from sandbox.aws.rds_behaviours import SandboxRDSBackend
+    from sandbox.aws.replication import Replication
 
 INSTANCE_TASKS = (
     "CREATING_READ_REPLICA_OF_SOURCE",
@@ -64,6 +65,8 @@ class MemberPair:
 
 class SandboxBlueGreenDeployment(BlueGreenDeployment):
     """moto's deployment (which creates green) plus member pairs, real tasks and a switchover timeout."""
+
+    replication: Replication  # set by the backend right after creation (sandbox/aws/replication.py)
 
     def __init__(self, backend: SandboxRDSBackend, **kwargs: Any) -> None:
         self.pairs: list[MemberPair] = []
@@ -167,9 +170,12 @@ class BlueGreenMixin:
         proxies = self.proxies_tracking(source)
         if proxies and self.sandbox.config.proxy_mode == "legacy":
             raise errors.source_behind_proxy(kind, identifier_of(source), proxies[0])
+        self.check_create_prerequisites(source, bg_kwargs)
 
         deployment = SandboxBlueGreenDeployment(self, **bg_kwargs)
         self.blue_green_deployments[deployment.blue_green_deployment_identifier] = deployment
+        self.copy_blue_settings(deployment)
+        self.start_replication(deployment, bg_kwargs.get("target_engine_version") or None)
         self.sandbox.transition(deployment.timeline_name, "PROVISIONING")
         for pair in deployment.pairs:
             self._set_resource_status(pair.green, "creating")
@@ -185,16 +191,39 @@ class BlueGreenMixin:
         """Start task `index`; when it completes, start the next; after the last, the deployment is AVAILABLE."""
         if deployment.blue_green_deployment_identifier not in self.blue_green_deployments:
             return
+        if deployment.status != "PROVISIONING":  # INVALID_CONFIGURATION while provisioning, say
+            return
+        if any(task.Status == "FAILED" for task in deployment.tasks):  # fail_provisioning: it never completes
+            return
         if index > 0:
             self._set_task(deployment, index - 1, "COMPLETED")
         if index == len(deployment.tasks):
             for pair in deployment.pairs:
                 pair.status = "AVAILABLE"
-                self._set_resource_status(pair.green, "available")
+                self._set_resource_status(pair.green, self.green_ready_status(pair.green))
             self._set_deployment_status(deployment, "AVAILABLE")
+            self.on_deployment_available(deployment)
             return
         self._set_task(deployment, index, "IN_PROGRESS")
         self.sandbox.after("provisioning_task", lambda _now: self._advance_provisioning(deployment, index + 1))
+
+    def fail_provisioning(self: SandboxRDSBackend, source: str, reason: str) -> dict[str, Any]:
+        """The task under way FAILED: provisioning stops short of AVAILABLE, StatusDetails gives the reason and
+        RDS-EVENT-0245 says creation failed. The deployment keeps its PROVISIONING status (the API documents a task
+        status FAILED; which deployment status AWS shows then is unverified)."""
+        deployment = self.active_deployment_for(source)
+        if deployment.status != "PROVISIONING":
+            raise ValueError(f"the deployment is {deployment.status}; provisioning can fail only while PROVISIONING")
+        index = next((i for i, t in enumerate(deployment.tasks) if t.Status == "IN_PROGRESS"), 0)
+        self._set_task(deployment, index, "FAILED")
+        deployment.status_details = f"Creation failed: {reason}"
+        self.emit_deployment_event(deployment, "RDS-EVENT-0245", reason=reason)
+        return {
+            "deployment": deployment.blue_green_deployment_identifier,
+            "task": deployment.tasks[index].Name,
+            "status": deployment.status,
+            "status_details": deployment.status_details,
+        }
 
     def _set_task(self: SandboxRDSBackend, deployment: SandboxBlueGreenDeployment, index: int, status: str) -> None:
         task = deployment.tasks[index]
@@ -229,15 +258,18 @@ class BlueGreenMixin:
                 f"The blue/green deployment {blue_green_deployment_identifier} can't be switched over because "
                 f"its status is {deployment.status}; it must be AVAILABLE."
             )
+        self.refuse_unready_switchover(deployment)
         deployment.switchover_timeout = timeout
         self._set_deployment_status(deployment, "SWITCHOVER_IN_PROGRESS", "Switchover in progress")
         self.sandbox.after_simulated(0, lambda _now: self._set_pairs(deployment, "SWITCHOVER_IN_PROGRESS"))
+        self.emit_switchover_events(deployment, "started")
 
-        guardrail = self.sandbox.faults.take_guardrail_failure(deployment.blue_green_deployment_identifier)
+        injected = self.sandbox.faults.take_guardrail_failure(deployment.blue_green_deployment_identifier)
+        guardrail = injected.reason if injected is not None else self.lag_guardrail(deployment, timeout)
         if guardrail is not None:
             self.sandbox.after(
                 "switchover_guardrail_failure",
-                lambda _now: self._fail_switchover(deployment, f"Switchover failed: {guardrail.reason}"),
+                lambda _now: self._fail_switchover(deployment, f"Switchover failed: {guardrail}"),
             )
         elif self.sandbox.config.durations.switchover > timeout:
             self.sandbox.after_simulated(
@@ -261,15 +293,19 @@ class BlueGreenMixin:
             return
         self._set_pairs(deployment, "SWITCHOVER_FAILED")
         self._set_deployment_status(deployment, "SWITCHOVER_FAILED", details)
+        self.emit_switchover_events(deployment, "canceled", reason=details)
 
     def _complete_switchover(self: SandboxRDSBackend, deployment: SandboxBlueGreenDeployment) -> None:
         if deployment.status != "SWITCHOVER_IN_PROGRESS":
             return
         original_names = [identifier_of(pair.blue) for pair in deployment.pairs]
+        green_names = [identifier_of(pair.green) for pair in deployment.pairs]
+        self.carry_tags_over(deployment)
         for pair in deployment.pairs:
             self.rename(pair.blue, self._old_name(pair.blue))
         for pair, name in zip(deployment.pairs, original_names, strict=True):
             self.rename(pair.green, name)
+        self.emit_switchover_events(deployment, "completed", names=list(zip(original_names, green_names, strict=True)))
         deployment.source = deployment.pairs[0].blue.arn
         deployment.target = deployment.pairs[0].green.arn
         self._set_pairs(deployment, "SWITCHOVER_COMPLETED")
@@ -320,6 +356,8 @@ class BlueGreenMixin:
                 f"The blue/green deployment {blue_green_deployment_identifier} can't be deleted while its "
                 f"status is {deployment.status}."
             )
+        if delete_target:
+            self.refuse_protected_targets(deployment)
         deployment.deletion_time = utcnow()
         self._set_deployment_status(deployment, "DELETING")
         if delete_target:
@@ -331,6 +369,7 @@ class BlueGreenMixin:
     def _finish_delete(self: SandboxRDSBackend, deployment: SandboxBlueGreenDeployment, delete_target: bool) -> None:
         self.blue_green_deployments.pop(deployment.blue_green_deployment_identifier, None)
         self.sandbox.transition(deployment.timeline_name, "DELETED")
+        self.emit_deployment_event(deployment, "RDS-EVENT-0246")
         if not delete_target:
             return
         greens = [pair.green for pair in deployment.pairs]

@@ -73,6 +73,29 @@ class SandboxClient:
     def reset(self) -> dict[str, Any]:
         return self._call("reset")
 
+    def set_replica_lag(self, source: str, seconds: float) -> dict[str, Any]:
+        return self._call("set_replica_lag", {"source": source, "seconds": seconds})
+
+    def set_green_status(self, source: str, status: str, progress: int | None = None) -> dict[str, Any]:
+        return self._call("set_green_status", {"source": source, "status": status, "progress": progress})
+
+    def degrade_replication(self, source: str, reason: str | None = None) -> dict[str, Any]:
+        payload = {"source": source} if reason is None else {"source": source, "reason": reason}
+        return self._call("degrade_replication", payload)
+
+    def invalidate_configuration(self, source: str) -> dict[str, Any]:
+        return self._call("invalidate_configuration", {"source": source})
+
+    def add_pending_maintenance(self, identifier: str, action: str = "system-update") -> dict[str, Any]:
+        return self._call("add_pending_maintenance", {"identifier": identifier, "action": action})
+
+    def set_parameter_apply_status(self, identifier: str, status: str = "pending-reboot") -> dict[str, Any]:
+        return self._call("set_parameter_apply_status", {"identifier": identifier, "status": status})
+
+    def fail_provisioning(self, source: str, reason: str | None = None) -> dict[str, Any]:
+        payload = {"source": source} if reason is None else {"source": source, "reason": reason}
+        return self._call("fail_provisioning", payload)
+
     def _call(self, operation: str, payload: dict[str, Any] | None = None) -> Any:
         request = urllib.request.Request(
             f"{self.endpoint}/_sandbox/{operation}",

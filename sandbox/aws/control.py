@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from sandbox.aws.database_controls import DATABASE_OPERATIONS, DatabaseControls
 from sandbox.aws.faults import REASON_DESCRIPTIONS, PinnedHealth
 from sandbox.aws.proxy_targets import DEFAULT_TARGET_GROUP
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 TARGET_HEALTH_STATES = ("REGISTERING", "AVAILABLE", "UNAVAILABLE", "UNUSED")
 
 
-class SandboxControl:
+class SandboxControl(DatabaseControls):
     def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
         self._state = sandbox.state
@@ -107,6 +108,7 @@ class ControlHttpApp:
         "timeline",
         "listeners",
         "reset",
+        *DATABASE_OPERATIONS,
     )
 
     def __init__(self, control: SandboxControl) -> None:

@@ -1,4 +1,9 @@
-"""The sample fleet created on start and on reset: three databases behind four proxies, all targets AVAILABLE."""
+"""The sample fleet created on start and on reset: three databases behind four proxies, all targets AVAILABLE.
+
+Each database is ready for a blue/green deployment as AWS asks ("Creating a blue/green deployment", "Preparing"):
+automated backups on (7 days), a custom parameter group in sync (PostgreSQL: `rds.logical_replication` = 1, which
+major-version upgrades and Aurora PostgreSQL need), deletion protection off, and `team` / `cost-center` tags.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 from moto.ec2.models import ec2_backends
 from moto.secretsmanager.models import secretsmanager_backends
 
+from sandbox.aws.parameter_groups import parameter
 from sandbox.aws.rds_behaviours import ACCOUNT_ID, REGION, SandboxRDSBackend
 
 PROXY_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/rds-proxy-secrets-reader"
@@ -23,6 +29,8 @@ class FleetProxy:
     clusters: tuple[str, ...] = ()
 
 
+BACKUP_RETENTION_DAYS = 7
+LOGICAL_REPLICATION = parameter("rds.logical_replication", "1", "Enables logical decoding.", "boolean")
 FLEET_INSTANCES = {
     "orders-pg": {"engine": "postgres", "engine_version": "15.7", "db_instance_class": "db.r6g.large"},
     "billing-mysql": {"engine": "mysql", "engine_version": "8.0.36", "db_instance_class": "db.r6g.large"},
@@ -35,6 +43,27 @@ FLEET_CLUSTERS = {
         "db_instance_class": "db.r6g.large",
     }
 }
+# database -> (parameter group, family, parameters); a cluster's is a DB cluster parameter group.
+FLEET_PARAMETER_GROUPS = {
+    "orders-pg": ("orders-pg15", "postgres15", [LOGICAL_REPLICATION]),
+    "billing-mysql": ("billing-mysql80", "mysql8.0", [parameter("binlog_format", "ROW", "Binary logging format.")]),
+    "ledger-aurora": (
+        "ledger-aurora-pg15",
+        "aurora-postgresql15",
+        [LOGICAL_REPLICATION, parameter("synchronous_commit", "on", "Synchronous commit.")],
+    ),
+}
+FLEET_TAGS = {
+    "orders-pg": {"team": "orders", "cost-center": "cc-1001"},
+    "billing-mysql": {"team": "billing", "cost-center": "cc-2002"},
+    "ledger-aurora": {"team": "ledger", "cost-center": "cc-3003"},
+}
+
+
+def _tags(database: str) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in FLEET_TAGS[database].items()]
+
+
 FLEET_PROXIES = (
     FleetProxy("orders-proxy", "POSTGRESQL", instances=("orders-pg",)),
     FleetProxy("billing-proxy", "MYSQL", instances=("billing-mysql",)),
@@ -67,8 +96,20 @@ def _proxy_secret_arn(name: str) -> str:
 def create_fleet(backend: SandboxRDSBackend) -> None:
     """Create the sample fleet directly in the backends (the caller holds the sandbox lock)."""
     common = {"master_username": MASTER_USERNAME, "master_user_password": SANDBOX_PASSWORD, "allocated_storage": 100}
+    protection = {"backup_retention_period": BACKUP_RETENTION_DAYS, "deletion_protection": False}
+    for database, (group, family, parameters) in FLEET_PARAMETER_GROUPS.items():
+        backend.create_parameter_group_with(group, family, parameters, cluster=database in FLEET_CLUSTERS)
     for db_id, spec in FLEET_INSTANCES.items():
-        backend.create_db_instance({"db_instance_identifier": db_id, **spec, **common})
+        backend.create_db_instance(
+            {
+                "db_instance_identifier": db_id,
+                **spec,
+                **common,
+                **protection,
+                "db_parameter_group_name": FLEET_PARAMETER_GROUPS[db_id][0],
+                "tags": _tags(db_id),
+            }
+        )
     for cluster_id, spec in FLEET_CLUSTERS.items():
         backend.create_db_cluster(
             {
@@ -77,6 +118,9 @@ def create_fleet(backend: SandboxRDSBackend) -> None:
                 "engine_version": spec["engine_version"],
                 "master_username": MASTER_USERNAME,
                 "master_user_password": SANDBOX_PASSWORD,
+                "db_cluster_parameter_group_name": FLEET_PARAMETER_GROUPS[cluster_id][0],
+                "tags": _tags(cluster_id),
+                **protection,
             }
         )
         for promotion_tier, member_id in enumerate(spec["members"]):
@@ -87,6 +131,7 @@ def create_fleet(backend: SandboxRDSBackend) -> None:
                     "engine": spec["engine"],
                     "db_instance_class": spec["db_instance_class"],
                     "promotion_tier": promotion_tier,
+                    "tags": _tags(cluster_id),
                 }
             )
     subnets = _default_subnets()

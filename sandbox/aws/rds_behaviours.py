@@ -10,12 +10,20 @@ from typing import Any
 
 import moto.rds.urls
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.rds.models import DBCluster, RDSBackend, rds_backends
+from moto.rds.models import DBCluster, DBInstance, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 
 from sandbox.aws.blue_green import BlueGreenMixin
+from sandbox.aws.create_checks import CreateChecksMixin
 from sandbox.aws.deletions import DeletionsMixin
+from sandbox.aws.engine_versions import EngineVersionsMixin, describe_db_engine_versions_response
+from sandbox.aws.events import EventsMixin
+from sandbox.aws.green_copies import GreenCopiesMixin
+from sandbox.aws.green_readiness import GreenReadinessMixin
+from sandbox.aws.maintenance import MaintenanceMixin, describe_pending_maintenance_actions_response
+from sandbox.aws.parameter_groups import ParameterGroupsMixin, cluster_members, instance_parameter_groups
 from sandbox.aws.proxy_targets import ProxyTargetsMixin
+from sandbox.aws.replication import ReplicationMixin
 from sandbox.aws.state import SandboxState
 from sandbox.aws.upgrades import UpgradesMixin
 
@@ -34,8 +42,26 @@ class SandboxDBCluster(DBCluster):
     def status(self, value: str) -> None:
         self._status = value
 
+    @property
+    def db_cluster_members(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return cluster_members(self)
 
-class SandboxRDSBackend(ProxyTargetsMixin, BlueGreenMixin, UpgradesMixin, DeletionsMixin, RDSBackend):
+
+class SandboxRDSBackend(
+    ProxyTargetsMixin,
+    BlueGreenMixin,
+    CreateChecksMixin,
+    ReplicationMixin,
+    GreenReadinessMixin,
+    GreenCopiesMixin,
+    EventsMixin,
+    MaintenanceMixin,
+    ParameterGroupsMixin,
+    EngineVersionsMixin,
+    UpgradesMixin,
+    DeletionsMixin,
+    RDSBackend,
+):
     sandbox: SandboxState
 
     @property
@@ -61,7 +87,18 @@ def install(state: SandboxState) -> SandboxRDSBackend:
     if getattr(backend, "sandbox", None) is not state:
         backend.sandbox = state
     _patch_describe_targets_response()
+    _add_missing_responses()
     return backend  # type: ignore[return-value]
+
+
+def _add_missing_responses() -> None:
+    """Actions moto does not implement, and the parameter group apply status it always shows as in-sync."""
+    if getattr(RDSResponse, "sandbox_responses_added", False):
+        return
+    RDSResponse.describe_db_engine_versions = describe_db_engine_versions_response  # type: ignore[attr-defined]
+    RDSResponse.describe_pending_maintenance_actions = describe_pending_maintenance_actions_response  # type: ignore[attr-defined]
+    DBInstance.db_parameter_group_status_list = property(instance_parameter_groups)  # type: ignore[assignment,method-assign]
+    RDSResponse.sandbox_responses_added = True  # type: ignore[attr-defined]
 
 
 def _patch_describe_targets_response() -> None:

@@ -139,5 +139,6 @@ class Sandbox:
                 self._last_metrics = now
                 with self.state.lock:
                     publish_proxy_metrics(routes, self.listeners.open_connections())
+                    install(self.state).publish_replica_lag()
         except Exception:
             logger.exception("sandbox tick failed")

@@ -92,6 +92,7 @@ class UpgradesMixin:
             if isinstance(resource, DBCluster):
                 raise errors.invalid_cluster_state(message)
             raise errors.invalid_instance_state(message)
+        self.check_upgrade_path(str(resource.engine), str(resource.engine_version), requested)
         if is_major_upgrade(str(resource.engine), str(resource.engine_version), requested) and not _flag(allow_major):
             raise errors.invalid_parameter_combination(MAJOR_UPGRADE_FLAG_MESSAGE)
 
