@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Test workers: most tests wait on the sandbox's simulated durations, so 4 workers keep 2 cores busy.
 TEST_WORKERS ?= 4
 
-.PHONY: help setup demo test lint format bench sandbox serve clean
+.PHONY: help setup demo demo-web test lint format bench sandbox serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ setup: $(VENV)/.installed  ## create .venv and install the bot with its sandbox 
 
 demo: setup  ## sandbox AWS + Slack stand-in + the real bot, end to end (under a minute)
 	$(BIN)/python -m bot demo
+
+demo-web: setup  ## the same pieces, and the channel as a web page: act as alice or bob (prints its URL)
+	$(BIN)/python -m bot demo --web
 
 test: setup  ## the whole test suite in parallel (sandbox AWS, Slack stand-in, subprocess crash tests)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)

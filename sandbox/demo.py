@@ -2,24 +2,31 @@
 process over HTTP), then a blue/green deployment and a two-person switchover of `orders-pg`, typed as two people.
 
 The conversation is printed as it unfolds: new messages and thread replies in full, checklist edits as one line.
+With `--web`, no script: the channel is served as a web page (sandbox/slack/web_page.py) where the viewer acts as
+alice or bob, until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.aws import Sandbox
 from sandbox.slack import Message, SlackStandInThread
 from sandbox.slack.render import render_message
+from sandbox.slack.web_page import Person
 
 CHANNEL = "C0OPS"
 ALICE, BOB = "U0ALICE", "U0BOB"
@@ -146,10 +153,24 @@ def _count_succeeded(slack: SlackStandInThread) -> int:
     return sum(1 for m in slack.messages(CHANNEL) for r in m.replies if r.broadcast and "succeeded" in r.text)
 
 
-def _demo(speed: float, timeout: float) -> int:
+@dataclass(frozen=True)
+class _Stack:
+    """The demo's running pieces: the sandbox AWS, the Slack stand-in, and the real bot pointed at both."""
+
+    sandbox: Sandbox
+    slack: SlackStandInThread
+    bot: subprocess.Popen[bytes]
+    log_path: Path
+
+    def bot_log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+@contextlib.contextmanager
+def _running(speed: float) -> Iterator[_Stack]:
+    """Starts the sandbox, the stand-in and `python -m bot serve` (waits until it is healthy); stops all three."""
     signing_secret = secrets.token_hex(16)
     bot_token = "xoxb-demo-" + secrets.token_hex(8)
-    started = time.monotonic()
     with (
         Sandbox(speed=speed) as sandbox,
         tempfile.TemporaryDirectory() as workdir,
@@ -181,23 +202,88 @@ def _demo(speed: float, timeout: float) -> int:
                 slack.app_url = f"http://127.0.0.1:{port}/slack/events"
                 _say(f"the real bot (python -m bot serve, pid {bot.pid}) on :{port}; Slack stand-in {slack.base_url}")
                 _say(f"alice ({ALICE}) may start runs; bob ({BOB}) may start and approve them")
-                slack.on_message = Narrator()
-                code = _scenario(slack, timeout)
+                yield _Stack(sandbox, slack, bot, log_path)
             finally:
                 bot.terminate()
                 try:
                     bot.wait(10)
                 except subprocess.TimeoutExpired:
                     bot.kill()
+
+
+def _demo(speed: float, timeout: float) -> int:
+    started = time.monotonic()
+    with _running(speed) as stack:
+        stack.slack.on_message = Narrator()
+        code = _scenario(stack.slack, timeout)
         if code != 0:
-            _say("\n---- bot log ----\n" + log_path.read_text(errors="replace")[-4000:])
+            _say("\n---- bot log ----\n" + stack.bot_log())
     _say(f"\ndemo finished in {time.monotonic() - started:.0f} s")
     return code
+
+
+PEOPLE = (
+    Person(ALICE, "alice", "operator: starts runs"),
+    Person(BOB, "bob", "operator and approver"),
+)
+SUGGESTIONS = (
+    f"/bluegreen create {DATABASE} --engine-version {TARGET_VERSION}",
+    f"/bluegreen switchover {DATABASE}",
+    f"/bluegreen status {DATABASE}",
+    "/bluegreen runs",
+    "/bluegreen help",
+)
+
+
+def _web_demo(speed: float, host: str, port: int) -> int:
+    """The same pieces, and the channel as a web page instead of a script: until Ctrl-C (or SIGTERM) or the bot
+    exits. Either signal unwinds the context managers, so the bot, the stand-in and the sandbox stop with the demo."""
+    _interrupt_on(signal.SIGINT, signal.SIGTERM)
+    try:
+        with _running(speed) as stack:
+            try:
+                page = stack.slack.serve_page(
+                    people=PEOPLE, channel=CHANNEL, channel_label="ops", suggestions=SUGGESTIONS, host=host, port=port
+                )
+            except OSError as error:
+                _say(f"cannot serve the page on {host}:{port}: {error}. Pick another port: --port 0 takes a free one.")
+                return 1
+            _say(f"\nthe channel page: open {page.url} in a browser (Ctrl-C to stop)")
+            _say("act as alice or bob from the page; its message box is filled with the first command to try")
+            code = stack.bot.wait()
+            _say(f"\nthe bot exited with code {code}\n---- bot log ----\n{stack.bot_log()}")
+            return 1
+    except KeyboardInterrupt:
+        _say("\nstopped: the bot, the Slack stand-in and the sandbox")
+        return 0
+
+
+def _interrupt_on(*signums: signal.Signals) -> None:
+    """Raise KeyboardInterrupt on these signals (even when started with SIGINT ignored, as `cmd &` does)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in signums:
+        signal.signal(signum, interrupt)
 
 
 def run_demo(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot demo", description=__doc__)
     parser.add_argument("--speed", type=float, default=1.0, help="sandbox speed factor (default 1: realistic-ish)")
     parser.add_argument("--timeout", type=float, default=60.0, help="give up on a step after this many seconds")
+    parser.add_argument(
+        "--web", action="store_true", help="serve the channel as a web page to act in yourself, instead of the script"
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="with --web: the page's address (default 127.0.0.1; anyone who can reach it acts as alice or bob)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=8765, help="with --web: the page's port (default 8765; 0: any free)"
+    )
     args = parser.parse_args(argv)
+    if args.web:
+        return _web_demo(args.speed, args.host, args.port)
     return _demo(args.speed, args.timeout)

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar, overload
 from sandbox.slack.controls import POLL_INTERVAL, StandInControls, timeout_message
 from sandbox.slack.http_server import SlackStandIn
 from sandbox.slack.signed_requests import CommandResult
+from sandbox.slack.web_page import ChannelPage
 from sandbox.slack.workspace import SlackWorkspace
 
 __all__ = ["SlackStandInThread"]
@@ -61,6 +62,7 @@ class SlackStandInThread(StandInControls):
         self._start_timeout = start_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._pages: list[ChannelPage] = []
 
     def start(self) -> None:
         loop = asyncio.new_event_loop()
@@ -72,6 +74,9 @@ class SlackStandInThread(StandInControls):
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
             return
+        for page in self._pages:
+            self._run(page.stop(), self._start_timeout)
+        self._pages = []
         self._run(self.standin.stop(), self._start_timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(self._start_timeout)
@@ -92,6 +97,13 @@ class SlackStandInThread(StandInControls):
             raise RuntimeError("SlackStandInThread is not started")
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         return future.result(timeout if timeout is not None else self.standin.app_request_timeout + 5)
+
+    def serve_page(self, **options: Any) -> ChannelPage:
+        """The channel as a web page (`ChannelPage`'s options), served on the stand-in's loop until `stop()`."""
+        page = ChannelPage(self.standin, **options)
+        self._run(page.start(), self._start_timeout)
+        self._pages.append(page)
+        return page
 
     # ---- requests to the app
 
