@@ -91,15 +91,24 @@ async def test_aurora_cleanup_deletes_every_old_member_then_the_cluster_with_its
 
 
 async def test_instance_cleanup_deletes_the_old_instance_in_one_call(engine, sandbox, rds):
-    for kind, kwargs in (("create", {"mode": "workaround"}), ("switchover", {})):
-        assert (await run_to_end(engine, request(kind, "orders-pg", **kwargs))).status == "succeeded"
+    assert (await run_to_end(engine, request("create", "orders-pg", mode="workaround"))).status == "succeeded"
+    # Production protected after green was created: old blue keeps the protection, and AWS refuses to delete it.
+    rds.modify_db_instance(DBInstanceIdentifier="orders-pg", DeletionProtection=True, ApplyImmediately=True)
+    assert (await run_to_end(engine, request("switchover", "orders-pg"))).status == "succeeded"
     since = last_seq(sandbox)
 
     final = await run_to_end(engine, request("cleanup", "orders-pg", delete_old=True))
 
     assert final.status == "succeeded", final.error
+    lifted = [
+        c
+        for c in sandbox.control.timeline(since=since)
+        if c.get("kind") == "call" and c.get("action") == "ModifyDBInstance" and c.get("code") is None
+    ]
+    assert [c["params"]["DBInstanceIdentifier"] for c in lifted] == ["orders-pg-old1"], lifted
     calls = deletions(sandbox, since)
     assert deleted(calls) == [("DeleteDBInstance", "orders-pg-old1")]
+    assert calls[0]["code"] is None and lifted[0]["seq"] < calls[0]["seq"]
     assert calls[0]["params"]["FinalDBSnapshotIdentifier"] == f"orders-pg-old1-final-{final.id[2:]}"
     assert "orders-pg-old1" not in {i["DBInstanceIdentifier"] for i in rds.describe_db_instances()["DBInstances"]}
 

@@ -166,6 +166,7 @@ class DeleteOldBlue(Step):
                 "AWS refuses to delete a cluster before its members",
                 fix="Delete each with `" + member_command("ID") + "`, then `" + database_command(old, snapshot) + "`.",
             )
+        await _lift_deletion_protection(ctx, old)
         action = "DeleteDBCluster" if old.kind == "cluster" else "DeleteDBInstance"
         ctx.save(sent={"what": what, "action": action, "command": database_command(old, snapshot)})
         try:
@@ -182,6 +183,19 @@ class DeleteOldBlue(Step):
         sent = ctx.state.get("sent")
         if sent and not ctx.answered(sent["what"]):
             ctx.confirm_applied(sent["action"], sent["what"], sent["command"])
+
+
+async def _lift_deletion_protection(ctx: StepContext, old: Database) -> None:
+    """AWS refuses to delete a protected database; the approval to delete old blue covers turning it off (old blue
+    keeps the protection production had). Read fresh each time, so a resumed step never sends it twice."""
+    settings = await ctx.gateway.database_settings(old.arn)
+    if settings is None or not settings.deletion_protection:
+        return
+    await ctx.mutate(
+        lambda: ctx.gateway.set_deletion_protection(settings, False),
+        what=f"turn off deletion protection on old blue {old.identifier} (approved with its deletion)",
+    )
+    ctx.say(f"{old.identifier}: deletion protection turned off, as approved, so that AWS accepts the deletion")
 
 
 class WaitOldBlueGone(Step):
