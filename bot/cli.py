@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import ApprovalRefused, BadRequest, BlueGreenError
+from bot.gates.model import GatesFailed, gate_rows
 from bot.planning.requests import MODES, RunRequest
 from bot.sinks.console import ConsoleSink
 from bot.workflow.draining import CLI_HINT, SigtermHandler
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--timeout", type=int, dest="switchover_timeout", help="SwitchoverTimeout, 30-3600 s")
         if name in {"plan", "cleanup"}:
             p.add_argument("--delete-old", action="store_true", help="also delete the old blue (own approval)")
+        if name in {"plan", "switchover"}:
+            p.add_argument(
+                "--fix-drift", action="store_true",
+                help="after the switchover: old blue's deletion protection and tags on the new primary (approved)",
+            )  # fmt: skip
         if name == "plan":
             p.add_argument("--kind", choices=RUN_COMMANDS, default="create", help="which workflow to plan")
         else:
@@ -147,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(args, settings))
     except (BadRequest, ApprovalRefused, ConfigError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
+        for row in gate_rows(exc.results) if isinstance(exc, GatesFailed) else ():
+            print(f"  {row}", file=sys.stderr)
         return EXIT_BAD_REQUEST
     except KeyboardInterrupt:
         print("interrupted: the run stays recorded; `python -m bot resume` carries it on", file=sys.stderr)
@@ -195,6 +203,7 @@ def _request(args: argparse.Namespace, kind: str, settings: Settings) -> RunRequ
         mode=getattr(args, "mode", "auto"),
         switchover_timeout=getattr(args, "switchover_timeout", None),
         delete_old=getattr(args, "delete_old", False),
+        fix_drift=getattr(args, "fix_drift", False),
     )
 
 
@@ -226,6 +235,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, engine: Engine
                 print(f"       $ {command_line}")
         if plan.detached_estimate:
             print(f"  detached window: {plan.detached_estimate}")
+        if plan.gates:
+            print("  prerequisites:")
+            for row in gate_rows(plan.gates):
+                print(f"    {row}")
         return EXIT_OK
     if command in RUN_COMMANDS:
         run = await engine.start(_request(args, command, settings))

@@ -20,6 +20,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.config import Environment, Settings
 from bot.errors import BadRequest, BlueGreenError
+from bot.gates.model import GatesFailed
 from handlers.approvers import ApproverResolver, MembershipUnknown, membership_refusal
 from handlers.messages import replies
 from handlers.messages.formatting import Message
@@ -93,7 +94,8 @@ def ephemeral_response(message: Message) -> BoltResponse:
 
 
 def refusal_message(error: BlueGreenError) -> Message:
-    return replies.error(error.message, error.fix)
+    """The error with its fix; a `create` refused by its prerequisites also shows every gate's result."""
+    return replies.error(error.message, error.fix, gates=error.results if isinstance(error, GatesFailed) else ())
 
 
 def command_guard(settings: Settings, resolver: ApproverResolver) -> Middleware:

@@ -16,6 +16,7 @@ class ApprovalBlockIds(StrEnum):
     buttons = "approval-buttons"
     summary = "approval-summary"
     facts = "approval-facts"
+    gates = "approval-gates"
     decision = "approval-decision"
 
 

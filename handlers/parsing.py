@@ -13,7 +13,7 @@ from bot.planning.requests import MODES, RUN_KINDS, Mode, RunKind, RunRequest, c
 Subcommand = Literal[
     "help", "status", "plan", "create", "upgrade", "switchover", "cleanup", "rollback", "runs", "cancel"
 ]
-FlagName = Literal["engine_version", "parameter_group", "mode", "timeout", "delete_old", "abandon_proxy"]
+FlagName = Literal["engine_version", "parameter_group", "mode", "timeout", "delete_old", "abandon_proxy", "fix_drift"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,8 @@ SYNTAX: dict[Subcommand, Syntax] = {
     "create": Syntax("create <db> [--engine-version V] [--parameter-group G] [--mode auto|native|workaround]",
                      "database", _PLAN_FLAGS),
     "upgrade": Syntax("upgrade <db> --engine-version V", "database", frozenset({"engine_version"})),
-    "switchover": Syntax("switchover <db> [--timeout SECONDS]", "database", frozenset({"timeout"})),
+    "switchover": Syntax("switchover <db> [--timeout SECONDS] [--fix-drift]", "database",
+                         frozenset({"timeout", "fix_drift"})),
     "cleanup": Syntax("cleanup <db> [--delete-old]", "database", frozenset({"delete_old"})),
     "rollback": Syntax("rollback <db>", "database"),
     "runs": Syntax("runs", None),
@@ -45,7 +46,11 @@ _VALUE_FLAGS: dict[str, FlagName] = {
     "--mode": "mode",
     "--timeout": "timeout",
 }
-_SWITCH_FLAGS: dict[str, FlagName] = {"--delete-old": "delete_old", "--abandon-proxy": "abandon_proxy"}
+_SWITCH_FLAGS: dict[str, FlagName] = {
+    "--delete-old": "delete_old",
+    "--abandon-proxy": "abandon_proxy",
+    "--fix-drift": "fix_drift",
+}
 
 # Slack clients may turn "--" into an en or em dash, and quotes into curly ones.
 _DASHES = re.compile(r"^[\u2013\u2014]+")
@@ -63,6 +68,7 @@ class ParsedCommand:
     timeout: int | None = None
     delete_old: bool = False
     abandon_proxy: bool = False  # cancel: stop compensating proxies an operator fixed by hand
+    fix_drift: bool = False  # switchover: old blue's deletion protection and tags on the new primary afterwards
 
     @property
     def starts_run(self) -> bool:
@@ -94,6 +100,7 @@ class ParsedCommand:
             mode=self.mode,
             switchover_timeout=self.timeout,
             delete_old=self.delete_old,
+            fix_drift=self.fix_drift,
         )
 
 

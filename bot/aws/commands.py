@@ -17,8 +17,8 @@ def _flag(name: str) -> str:
 
 
 def _value(value: object) -> str:
-    if isinstance(value, Mapping):
-        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, Mapping):  # shorthand syntax: Key=k,Value=v (quoted when a value holds a space)
+        return shlex.quote(",".join(f"{k}={v}" for k, v in value.items()))
     return shlex.quote(str(value))
 
 

@@ -14,8 +14,16 @@ def plan_fingerprint(**facts: object) -> str:
 
 
 def switchover_fingerprint(
-    deployment: Deployment, green_version: str | None, proxies: list[str], strategy: str | None, timeout: object
+    deployment: Deployment,
+    green_version: str | None,
+    proxies: list[str],
+    strategy: str | None,
+    timeout: object,
+    *,
+    fix_drift: bool = False,
 ) -> str:
+    """With `fix_drift` the changes after the switchover are part of what was approved: an approval of the plain
+    switchover does not cover them (and a plain switchover's digest is the same as before --fix-drift existed)."""
     return plan_fingerprint(
         deployment=deployment.identifier,
         source=deployment.source_arn,
@@ -24,4 +32,5 @@ def switchover_fingerprint(
         registrations=sorted(proxies),
         strategy=strategy,
         timeout=timeout,
+        **({"fix_drift": True} if fix_drift else {}),
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from bot.aws.commands import aws_command, target_params
 from bot.aws.models import Database, Deployment, ProxyTarget, Registration, major_version
 from bot.errors import BadRequest
+from bot.gates.model import GateResult
 from bot.planning.requests import RunRequest
 from bot.planning.strategy import choose_strategy, switchover_strategy
 
@@ -56,6 +57,7 @@ class Plan:
     facts: dict[str, str]
     detached_estimate: str | None
     version: int = PLAN_VERSION
+    gates: tuple[GateResult, ...] = ()  # create: the prerequisites, evaluated by `bot.gates.evaluate`
 
 
 def _register_commands(registrations: list[Registration], database_id: str, kind: str) -> tuple[str, ...]:
@@ -167,12 +169,7 @@ def _plan_create(request: RunRequest, observed: Observed, _timeout: int) -> Plan
             f"{database.identifier} is a member of Aurora cluster {database.cluster}.",
             fix=f"Use the cluster: `create {database.cluster}`.",
         )
-    active = [d for d in observed.deployments if d.status not in {"SWITCHOVER_COMPLETED", "DELETING"}]
-    if active:
-        raise BadRequest(
-            f"{database.identifier} already has blue/green deployment {active[0].identifier} ({active[0].status}).",
-            fix=f"Switch it over (`switchover {database.identifier}`) or remove it (`rollback {database.identifier}`).",
-        )
+    # Another deployment of this source is the "no other deployment" prerequisite (bot/gates/prerequisites.py).
     if request.engine_version and request.engine_version == database.engine_version:
         raise BadRequest(f"{database.identifier} already runs {database.engine_version}.", fix="Pick a newer version.")
     strategy, reason = choose_strategy(request.mode, database, observed.registrations)
@@ -306,7 +303,32 @@ def _plan_switchover(request: RunRequest, observed: Observed, default_timeout: i
         estimate = "AWS keeps the proxy attached; clients reconnect once the switchover completes"
     else:
         steps.append(switch)
+    steps.append(drift_step(database, fix=request.fix_drift))
     return Plan("switchover", database.identifier, strategy, reason, tuple(steps), _facts(observed), estimate)
+
+
+def drift_step(database: Database, *, fix: bool) -> StepSpec:
+    """The drift report after a switchover; with `fix` (--fix-drift) it also restores deletion protection and tags
+    on the new primary where old blue had them (read from AWS at run time: KEY=VALUE below)."""
+    identifier = database.identifier
+    if database.is_aurora:
+        reads = [aws_command("DescribeDBClusters", {"DBClusterIdentifier": name}) for name in (f"{identifier}-old1",
+                 identifier)]  # fmt: skip
+    else:
+        reads = [aws_command("DescribeDBInstances", {"DBInstanceIdentifier": name}) for name in (f"{identifier}-old1",
+                 identifier)]  # fmt: skip
+    reads.append(aws_command("ListTagsForResource", {"ResourceName": database.arn}))
+    title = "Compare old blue and the new primary: settings that did not carry over"
+    if not fix:
+        return StepSpec("drift_report", title, commands=tuple(reads))
+    key = "DBClusterIdentifier" if database.is_aurora else "DBInstanceIdentifier"
+    fixes = (
+        aws_command("ModifyDBCluster" if database.is_aurora else "ModifyDBInstance",
+                    {key: identifier, "DeletionProtection": True}),
+        aws_command("AddTagsToResource", {"ResourceName": database.arn, "Tags": [{"Key": "KEY", "Value": "VALUE"}]}),
+    )  # fmt: skip
+    title += "; --fix-drift: restore old blue's deletion protection and tags on the new primary where they differ"
+    return StepSpec("drift_report", title, commands=(*reads, *fixes))  # the step reads fix_drift from the run
 
 
 def _plan_cleanup(request: RunRequest, observed: Observed, _timeout: int) -> Plan:

@@ -55,6 +55,7 @@ class RunRequest:
     mode: Mode = "auto"
     switchover_timeout: int | None = None
     delete_old: bool = False
+    fix_drift: bool = False  # switchover: restore old blue's deletion protection and tags on the new primary
 
     def __post_init__(self) -> None:
         if self.kind not in RUN_KINDS:
@@ -72,6 +73,10 @@ class RunRequest:
             raise BadRequest(
                 "upgrade needs the target version.", fix="For example `upgrade orders-pg --engine-version 16.4`."
             )
+        if self.fix_drift and self.kind != "switchover":
+            raise BadRequest(
+                "--fix-drift applies to `switchover` only.", fix="For example `switchover orders-pg --fix-drift`."
+            )
         timeout = self.switchover_timeout
         if timeout is not None and not 30 <= timeout <= 3600:
             raise BadRequest(
@@ -85,4 +90,5 @@ class RunRequest:
             "mode": self.mode,
             "switchover_timeout": self.switchover_timeout,
             "delete_old": self.delete_old,
+            "fix_drift": self.fix_drift or None,  # recorded only when asked for
         }

@@ -5,11 +5,11 @@ the runbook's workaround (detach, act, attach again), or direct (no proxy). Pure
 from __future__ import annotations
 
 from bot.aws.models import NATIVE_PROXY_ENGINES, Database, Deployment, Registration
-from bot.errors import BadRequest
 
 
 def choose_strategy(mode: str, database: Database, registrations: list[Registration]) -> tuple[str, str]:
-    """Native where AWS documents support (engine, not an Aurora Global Database), else the runbook's workaround."""
+    """Native where AWS documents support (engine, not an Aurora Global Database), else the runbook's workaround.
+    An explicit --mode native is kept where AWS has no support: the `create` prerequisites refuse it."""
     if not registrations:
         return "direct", "the database is not registered with any RDS Proxy: nothing to detach"
     supported = database.engine in NATIVE_PROXY_ENGINES
@@ -23,8 +23,8 @@ def choose_strategy(mode: str, database: Database, registrations: list[Registrat
     if mode == "workaround":
         return "workaround", "requested with --mode workaround (the runbook: detach, create, attach again)"
     if mode == "native":
-        if problem:
-            raise BadRequest(f"native strategy impossible: {problem}.", fix="Use --mode workaround or --mode auto.")
+        if problem:  # refused by the prerequisites (bot/gates/prerequisites.py), with the other gates' results
+            return "native", f"requested with --mode native, but {problem}"
         return "native", "requested with --mode native: the proxy stays attached and AWS moves it at switchover"
     if problem:
         return "workaround", f"{problem}; using the runbook's workaround"

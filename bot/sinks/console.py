@@ -6,6 +6,7 @@ import sys
 import time
 from typing import TextIO
 
+from bot.gates.model import GateResult, gate_rows
 from bot.workflow.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -65,6 +66,8 @@ class ConsoleSink:
                     f"{time.strftime('%H:%M:%S', time.localtime(event.expires_at))}.\n"
                     f"{prefix}   python -m bot approve {event.request_id} --as <approver-id>"
                 )
+                for row in gate_rows(GateResult.from_dict(gate) for gate in event.gates):
+                    self._print(f"{prefix}   readiness: {row}")
             case DetachedAlert(number=number, proxies=proxies):
                 for proxy in proxies:
                     self._print(
@@ -74,8 +77,12 @@ class ConsoleSink:
                         f"{prefix}   by hand: {proxy.command}\n"
                         f"{prefix}   fixed it yourself? python -m bot cancel {run.id} --abandon-proxy"
                     )
-            case ApprovalDecided(decision=decision, user=user):
-                self._print(f"{prefix} approval {decision}" + (f" by {user}" if user else ""))
+            case ApprovalDecided(decision=decision, user=user, reason=reason):
+                self._print(
+                    f"{prefix} approval {decision}"
+                    + (f" by {user}" if user else "")
+                    + (f": {reason}" if reason else "")
+                )
             case RunFinished(status=status, error=error, windows=windows):
                 self._print(f"{prefix} finished: {status}" + (f": {error}" if error else ""))
                 for label, window in windows.items():

@@ -13,6 +13,7 @@ from bot.errors import ApprovalRefused
 from bot.workflow.events import ApprovalDecided, EventBus
 from bot.workflow.runner import snapshot_of
 from bot.workflow.steps.approval import WITHDRAWN
+from bot.workflow.watch import voided_reason
 from storage import ApprovalRequest, RunRecord, Store
 
 # Decides whether a user may approve in an environment (Slack resolves user groups; the CLI compares ids).
@@ -42,14 +43,18 @@ class ApprovalDesk:
 
     async def decide(self, request_id: str, user: str, fingerprint: str | None, decision: str) -> ApprovalRequest:
         """`decision` ("approved" or "rejected") by `user`; returns the request decided. ApprovalRefused, audited and
-        nothing changed, when the request is unknown, decided, withdrawn, expired, for another plan, or `user` may not
-        decide it."""
+        nothing changed, when the request is unknown, decided, withdrawn, voided (with the reason and fix), expired,
+        for another plan, or `user` may not decide it."""
         request = self.store.approvals.get(request_id)
         if request is None:
             raise ApprovalRefused(f"no approval request `{request_id}`.")
         run = self.store.runs.get(request.run_id)
         assert run is not None
-        refusal = await self._refusal(request, run, user, fingerprint, decision)
+        voided = voided_reason(request.meta)  # the deployment failed while the request waited
+        if voided:
+            refusal, fix = f"this request was voided by the bot: {voided[0]}; nothing changed.", voided[1]
+        else:
+            refusal, fix = await self._refusal(request, run, user, fingerprint, decision), None
         if refusal:
             self.store.audit.append(
                 actor=user,
@@ -57,7 +62,7 @@ class ApprovalDesk:
                 run_id=run.id,
                 detail={"request_id": request_id, "reason": refusal},
             )
-            raise ApprovalRefused(refusal)
+            raise ApprovalRefused(refusal, fix=fix)
         if not self.store.approvals.decide(request_id, user=user, decision=decision):
             latest = self.store.approvals.get(request_id)
             assert latest is not None

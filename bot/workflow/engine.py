@@ -7,13 +7,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.aws.gateway import AwsGateway
 from bot.aws.models import Database, Deployment, ProxyTarget, Registration
 from bot.aws.responses import health_of
 from bot.config import Environment, Settings
 from bot.errors import BadRequest
+from bot.gates.evaluate import check_prerequisites
 from bot.planning.plan import Observed, Plan, build_plan
 from bot.planning.requests import RunRequest, check_run_id
 from bot.workflow import draining
@@ -39,6 +40,13 @@ class DatabaseStatus:
 
 def deployment_name(database: str, run_id: str) -> str:
     return f"bg-{database[:45]}-{run_id[2:]}"
+
+
+def with_environment_defaults(request: RunRequest, env: Environment) -> RunRequest:
+    """The request as the environment completes it: its `fix_drift` setting turns --fix-drift on for a switchover."""
+    if request.kind == "switchover" and env.fix_drift and not request.fix_drift:
+        return replace(request, fix_drift=True)
+    return request
 
 
 class Engine:
@@ -134,8 +142,10 @@ class Engine:
         """The plan `start` would run now, without starting anything. BadRequest if the database is missing or its
         state does not allow the request (see `bot.planning.plan`)."""
         env = self._env(request.environment)
+        request = with_environment_defaults(request, env)
         observed = await self.observe(request)
-        return build_plan(request, observed, switchover_timeout=env.switchover_timeout)
+        plan = build_plan(request, observed, switchover_timeout=env.switchover_timeout)
+        return await check_prerequisites(self._gateway(env), request, observed, plan)
 
     async def databases(self, environment: str | None = None) -> list[Database]:
         """Every Aurora cluster and standalone DB instance in the environment's account and region."""
@@ -165,8 +175,10 @@ class Engine:
         the process is shutting down."""
         self._refuse_while_shutting_down()
         env = self._env(request.environment)
+        request = with_environment_defaults(request, env)
         observed = await self.observe(request)
         plan = build_plan(request, observed, switchover_timeout=env.switchover_timeout)
+        plan = await check_prerequisites(self._gateway(env), request, observed, plan)  # GatesFailed: nothing changed
         self._refuse_while_shutting_down()
         registrations = observed.registrations
         if request.kind == "rollback":
@@ -188,6 +200,7 @@ class Engine:
                         "database_kind": observed.database.kind,
                         "plan_reason": plan.reason,
                         "detached_estimate": plan.detached_estimate,
+                        "prerequisites": [g.to_dict() for g in plan.gates],
                     },
                 )
                 self.store.locks.acquire(run.id, resources)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from storage import RunRecord, StepRecord
 
@@ -80,15 +80,17 @@ class ApprovalRequested:
     expires_at: float
     action: str  # what will happen, one sentence
     facts: dict[str, str]  # what the plan was checked against
+    gates: list[dict[str, Any]] = field(default_factory=list)  # readiness, as `GateResult.to_dict` (switchover)
 
 
 @dataclass(frozen=True, slots=True)
 class ApprovalDecided:
     snapshot: RunSnapshot
     request_id: str
-    decision: str  # "approved" | "rejected" | "expired" | "superseded"
+    decision: str  # "approved" | "rejected" | "expired" | "superseded" | "voided" (by the bot: the deployment failed)
     user: str | None
     at: float
+    reason: str | None = None  # why the bot voided it
 
 
 @dataclass(frozen=True, slots=True)

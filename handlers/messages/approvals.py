@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject, PlainTextObject
 
 from bot.aws.models import Registration
 from handlers.ids import ApprovalActions, ApprovalBlockIds
 from handlers.messages.formatting import Message, clock, context, escape, mention, section
+from handlers.messages.gates import gates_section
 
 if TYPE_CHECKING:
     from storage import RunRecord
@@ -126,6 +127,8 @@ def approve_confirmation(kind: str, run: RunRecord) -> ConfirmObject:
         labels, why_none = detached_proxies(run)
         title = f"Switch over {run.database}?"
         lines = [f"Database: {run.database}.", _proxies_line(labels, why_none), _window_line(run, labels)]
+        if run.params.get("fix_drift"):  # before the window line, which is the one cut to fit
+            lines.insert(2, "Afterwards (--fix-drift): old blue's deletion protection and tags on the new primary.")
         confirm = "Approve switchover"
     text = "\n".join(lines)
     if len(text) > CONFIRM_TEXT_LIMIT:  # only the window can be this long: it goes last and is cut
@@ -151,9 +154,11 @@ def approval_request(
     facts: Mapping[str, str],
     confirm: ConfirmObject,
     links: str | None = None,
+    gates: Sequence[Mapping[str, Any]] = (),
 ) -> Message:
-    """The approval request: who may approve, what will happen, what it was checked against, two buttons. Approve
-    opens `confirm` first (`approve_confirmation`); `links` is a line of AWS console links (`console_links`)."""
+    """The approval request: who may approve, what will happen, what it was checked against (the readiness `gates`
+    as a table), two buttons. Approve opens `confirm` first (`approve_confirmation`); `links` is a line of AWS
+    console links (`console_links`)."""
     what = "switchover" if kind == "switchover" else "deletion of the old databases"
     who = ", ".join(mention(item) for item in approvers) or "any approver"
     value = ApprovalButtonValue(request_id=request_id, run_id=run_id, fingerprint=fingerprint).encode()
@@ -167,6 +172,10 @@ def approval_request(
     ]
     if fact_lines:
         blocks.append(section(f"*Checked against:*\n{fact_lines}", block_id=ApprovalBlockIds.facts))
+    readiness = gates_section("Readiness (checked again right before anything is detached):", gates,
+                              block_id=ApprovalBlockIds.gates)  # fmt: skip
+    if readiness:
+        blocks.append(readiness)
     if links:
         blocks.append(context(links))
     blocks += [
@@ -190,6 +199,7 @@ DECISION_WORDING = {
     "rejected": (":no_entry:", "Rejected"),
     "expired": (":hourglass:", "Expired"),
     "superseded": (":recycle:", "Superseded by a newer request"),
+    "voided": (":no_entry_sign:", "Voided by the bot"),
 }
 
 
@@ -202,11 +212,15 @@ def approval_decided(
     decision: str,
     user: str | None,
     at: float,
+    reason: str | None = None,
 ) -> Message:
-    """Replaces the approval request once decided: the buttons give way to who decided and when."""
+    """Replaces the approval request once decided: the buttons give way to who decided and when (and why, for a
+    request the bot voided because the deployment failed)."""
     icon, word = DECISION_WORDING.get(decision, (":grey_question:", decision.title()))
     by = f" by {mention(user)}" if user and decision in {"approved", "rejected"} else ""
     outcome = f"{icon} *{word}*{by} at {clock(at)}"
+    if reason:
+        outcome += f": {escape(reason)}. It can no longer be approved."
     what = "switchover" if kind == "switchover" else "deletion of the old databases"
     blocks: list[Block] = [
         section(
@@ -217,4 +231,5 @@ def approval_decided(
         context(f"request `{request_id}`"),
     ]
     plain_by = f" by <@{user}>" if by else ""
-    return Message(text=f"{word}{plain_by} at {clock(at)}: {what} of run {run_id}", blocks=blocks)
+    why = f" ({reason})" if reason else ""
+    return Message(text=f"{word}{plain_by} at {clock(at)}: {what} of run {run_id}{why}", blocks=blocks)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from slack_sdk.models.blocks import Block
 
+from bot.gates.model import GateResult
 from handlers.messages.formatting import Message, context, section
+from handlers.messages.gates import gates_section
 from handlers.parsing import SYNTAX
 
 
-def error(message: str, fix: str | None = None) -> Message:
+def error(message: str, fix: str | None = None, *, gates: Sequence[GateResult] = ()) -> Message:
+    """An error and its fix; with `gates` (a refused `create`), the table of every gate below it."""
     text = f"{message} {fix}" if fix else message
     body = f":warning: {message}" + (f"\n{fix}" if fix else "")
-    return Message(text=text, blocks=[section(body)])
+    blocks: list[Block] = [section(body)]
+    table = gates_section("Prerequisites:", gates)
+    if table:
+        blocks.append(table)
+    return Message(text=text, blocks=blocks)
 
 
 def help_message() -> Message:
@@ -21,7 +30,8 @@ def help_message() -> Message:
         "plan": "what `create` would do, step by step, without changing anything",
         "create": "create a blue/green deployment (no arguments: a form)",
         "upgrade": "create a blue/green deployment on a new engine version",
-        "switchover": "switch to green after a second person approves",
+        "switchover": "switch to green after a second person approves; `--fix-drift` then gives the new primary"
+        " old blue's deletion protection and tags",
         "cleanup": "delete the finished deployment; `--delete-old` also deletes the old databases (approval)",
         "rollback": "undo a deployment that has not switched over",
         "runs": "active and recent runs",

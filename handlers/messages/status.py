@@ -18,6 +18,7 @@ from handlers.messages.formatting import (
     section,
     thread_link,
 )
+from handlers.messages.gates import gates_section
 
 if TYPE_CHECKING:
     from bot.planning.plan import Plan
@@ -86,6 +87,9 @@ def plan_message(plan: Plan) -> Message:
         )
     if plan.detached_estimate:
         blocks.append(section(f":stopwatch: *Proxy detached window:* {escape(plan.detached_estimate)}"))
+    prerequisites = gates_section("Prerequisites:", plan.gates)
+    if prerequisites:
+        blocks.append(prerequisites)
     budget = MAX_MESSAGE_BLOCKS - len(blocks) - 1
     for number, step in enumerate(plan.steps[:budget], start=1):
         warning = " :warning: _takes a proxy target away_" if step.disruptive else ""

@@ -348,6 +348,7 @@ class RunWorker:
             expires_at=event.expires_at,
             action=event.action,
             facts=event.facts,
+            gates=event.gates,
             confirm=approve_confirmation(event.kind, event.snapshot.run),
             links=self._sink._console_links(event.snapshot.run),
         )
@@ -377,6 +378,7 @@ class RunWorker:
             decision=event.decision,
             user=event.user,
             at=event.at,
+            reason=event.reason,
         )
         ts = request.meta["slack_ts"]
         await self._call(

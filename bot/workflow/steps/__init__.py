@@ -20,6 +20,7 @@ from bot.workflow.steps.blue_green import (
     WaitDeploymentGone,
 )
 from bot.workflow.steps.cleanup import DeleteOldBlue, DeleteOldMembers, WaitOldBlueGone
+from bot.workflow.steps.drift import DriftReportStep
 from bot.workflow.steps.engine_upgrade import ModifyGreenVersion, WaitGreenVersion
 from bot.workflow.steps.proxy_targets import Detach, EnsureRegistered, Reattach, VerifyNativeTargets
 
@@ -45,6 +46,7 @@ STEPS: tuple[type[Step], ...] = (
     VerifyNativeTargets,
     EnsureRegistered,
     # after a switchover
+    DriftReportStep,
     DeleteOldMembers,
     DeleteOldBlue,
     WaitOldBlueGone,

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
+from bot.gates.drift import FIX_DRIFT_ACTION
 from bot.planning.fingerprint import plan_fingerprint
 from bot.workflow.events import ApprovalDecided, ApprovalRequested
 from bot.workflow.steps.base import Replan, RunEnded, Step, StepContext, StepFailed
+from bot.workflow.watch import DeploymentWatch, void_approval, voided_reason
+from storage import ApprovalRequest
 
 GATE_POLL_SECONDS = 0.25
 # Approval meta key set by `Engine.withdraw_approval`: why nobody could see the request (decided "rejected" by the bot).
@@ -17,8 +22,17 @@ WINDOW_POLL_SECONDS = 5.0
 ACTIONS = {
     "switchover": "switch production over to green (the proxy is detached for the duration where the strategy"
     " requires it)",
-    "delete_old": "delete the old blue database, keeping a final snapshot",
+    "delete_old": "delete the old blue database, keeping a final snapshot (turning off its deletion protection if"
+    " it has it)",
 }
+
+
+def approval_action(kind: str, params: Mapping[str, Any]) -> str:
+    """What approving does, one sentence; a switchover with --fix-drift also says what it changes afterwards."""
+    action = ACTIONS.get(kind, kind)
+    if kind == "switchover" and params.get("fix_drift"):
+        action += f"; {FIX_DRIFT_ACTION}"
+    return action
 
 
 def gate_fingerprint(ctx: StepContext, kind: str) -> str:
@@ -28,6 +42,22 @@ def gate_fingerprint(ctx: StepContext, kind: str) -> str:
             raise StepFailed("no plan fingerprint recorded: the preflight did not run")
         return run.plan_fingerprint
     return plan_fingerprint(kind=kind, deployment=run.meta.get("deployment_id"), blue=run.meta.get("blue_arn"))
+
+
+def publish_decision(ctx: StepContext, decided: ApprovalRequest) -> None:
+    """Tell the sinks how the request was decided; a request the bot voided reads "voided", with the reason."""
+    voided = voided_reason(decided.meta)
+    decision = "voided" if voided else decided.status
+    ctx.publish(
+        lambda snapshot: ApprovalDecided(
+            snapshot,
+            decided.id,
+            decision,
+            None if voided else decided.decided_by,
+            decided.decided_at or ctx.clock(),
+            reason=voided[0] if voided else None,
+        )
+    )
 
 
 class ApprovalGate(Step):
@@ -42,6 +72,9 @@ class ApprovalGate(Step):
             ctx.remember(approved_fingerprint=fingerprint)
             ctx.say(f"approved by {request.decided_by} earlier")
             return None
+        voided = voided_reason(request.meta) if request and request.fingerprint == fingerprint else None
+        if voided:  # a resumed run: the bot voided this request because the deployment failed
+            raise StepFailed(voided[0], fix=voided[1])
         run = ctx.run
         if request is None or request.status != "pending" or request.fingerprint != fingerprint:
             approvers = sorted(ctx.env.approvers)
@@ -71,10 +104,13 @@ class ApprovalGate(Step):
                 requester=current.requested_by,
                 approvers=list(current.approvers),
                 expires_at=current.expires_at,
-                action=ACTIONS.get(kind, kind),
+                action=approval_action(kind, run.params),
                 facts=facts,
+                gates=list(run.meta.get("readiness") or []) if kind == "switchover" else [],
             )
         )
+        # While it waits, the deployment it would switch over is watched: a failure voids the request.
+        watch = DeploymentWatch(ctx) if kind == "switchover" else None
         while True:
             ctx.check_cancel()
             request = approvals.get(current.id)
@@ -84,13 +120,20 @@ class ApprovalGate(Step):
                 assert request is not None
             if request.status != "pending":
                 break
+            failure = await watch.poll() if watch else None
+            if watch and failure:  # void first, so that a click after the notice is refused
+                void_approval(ctx.store, current.id, failure)
+                error = watch.fail(failure)
+                decided = approvals.get(current.id)
+                assert decided is not None
+                publish_decision(ctx, decided)
+                ctx.observe(decision=decided.status, request=decided.id, failure=failure.code)
+                raise error
             await asyncio.sleep(GATE_POLL_SECONDS)
+        if watch:
+            watch.report_held_events()
         decided = request
-        ctx.publish(
-            lambda snapshot: ApprovalDecided(
-                snapshot, decided.id, decided.status, decided.decided_by, decided.decided_at or ctx.clock()
-            )
-        )
+        publish_decision(ctx, decided)
         ctx.observe(decision=decided.status, by=decided.decided_by, request=decided.id)
         if decided.status == "approved":
             ctx.remember(approved_fingerprint=decided.fingerprint)
@@ -102,6 +145,9 @@ class ApprovalGate(Step):
                 f"approval request {decided.id} was withdrawn: {decided.meta[WITHDRAWN]}",
                 fix="Nothing after the approval was done. Start the run again once its requests can be shown.",
             )
+        voided = voided_reason(decided.meta)
+        if voided:
+            raise StepFailed(voided[0], fix=voided[1])
         if decided.status == "rejected":
             raise RunEnded(f"rejected by {decided.decided_by}", status="rejected")
         if decided.status == "expired":
@@ -125,9 +171,14 @@ class MaintenanceWindowGate(Step):
                 f"Outside the maintenance window ({window.text} UTC): waiting until {opening:%a %H:%M} UTC."
                 " `cancel` stops the run safely."
             )
+            watch = DeploymentWatch(ctx)  # the approved deployment may still fail while the window is awaited
             while not window.contains(dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)):
                 ctx.check_cancel()
+                failure = await watch.poll()
+                if failure:
+                    raise watch.fail(failure)
                 await asyncio.sleep(WINDOW_POLL_SECONDS)
+            watch.report_held_events()
             ctx.set_run_status("running")
         ctx.say(f"inside the maintenance window ({window.text} UTC)")
         return None

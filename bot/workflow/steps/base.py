@@ -198,6 +198,7 @@ async def verify_approved_plan(ctx: StepContext) -> None:
         [r.label for r in ctx.registrations()],
         ctx.run.strategy,
         ctx.run.meta.get("switchover_timeout"),
+        fix_drift=bool(ctx.run.params.get("fix_drift")),
     )
     if current != approved:
         raise PlanChanged("AWS changed since the approval (deployment, green version or proxies)")

@@ -9,6 +9,8 @@ from bot.planning.fingerprint import switchover_fingerprint
 from bot.planning.plan import workaround_create_steps
 from bot.workflow import polling
 from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed, verify_approved_plan
+from bot.workflow.steps.readiness import ready_to_act, require_ready
+from bot.workflow.watch import DeploymentWatch
 
 ACTIVE_STATUSES = {"PROVISIONING", "AVAILABLE", "SWITCHOVER_IN_PROGRESS", "SWITCHOVER_FAILED", "INVALID_CONFIGURATION"}
 
@@ -124,6 +126,7 @@ class WaitDeploymentAvailable(Step):
 
     async def run(self, ctx: StepContext) -> Replan | None:
         seen: dict[str, str] = {}
+        watch = DeploymentWatch(ctx)
 
         async def probe() -> Deployment | None:
             deployment = await current_deployment(ctx)
@@ -131,15 +134,15 @@ class WaitDeploymentAvailable(Step):
                 if seen.get(task.name) != task.status:
                     seen[task.name] = task.status
                     ctx.say(f"task {task.name}: {task.status}")
-            if deployment.status in {"INVALID_CONFIGURATION", "SWITCHOVER_FAILED", "DELETING"}:
-                raise StepFailed(
-                    f"deployment {deployment.identifier} is {deployment.status}: {deployment.status_details}"
-                )
+            failure = await watch.inspect(deployment)
+            if failure is not None:
+                raise watch.fail(failure)
             return deployment if deployment.status == "AVAILABLE" else None
 
         result = await polling.wait_for(
             probe, policy=polling.SLOW, what="the blue/green deployment to be AVAILABLE", check_cancel=ctx.check_cancel
         )
+        watch.report_held_events()
         green = await ctx.gateway.database_by_arn(result.value.target_arn or "")
         ctx.observe(
             status="AVAILABLE", green=green.identifier if green else None, green_version=green and green.engine_version
@@ -149,7 +152,8 @@ class WaitDeploymentAvailable(Step):
 
 
 class PreflightSwitchover(Step):
-    """Read-only: deployment AVAILABLE, green available at the expected version, every proxy target healthy."""
+    """Read-only: the readiness gates (deployment AVAILABLE, green ready, replica lag, ...), green at the expected
+    version, every proxy target healthy."""
 
     kind = "preflight_switchover"
 
@@ -162,8 +166,9 @@ class PreflightSwitchover(Step):
                 fix=f"Create one first: `create {database.identifier}`.",
             )
         deployment = candidates[0]
-        if deployment.status != "AVAILABLE":
-            raise StepFailed(f"deployment {deployment.identifier} is {deployment.status}, not AVAILABLE")
+        # The readiness gates (the deployment AVAILABLE among them), shown as a table in the approval request.
+        readiness = await require_ready(ctx, "before the approval request", deployment)
+        ctx.remember(readiness=[r.to_dict() for r in readiness])
         green = await ctx.gateway.database_by_arn(deployment.target_arn or "")
         if green is None or green.status != "available":
             raise StepFailed(f"green {deployment.target_arn} is {green.status if green else 'missing'}, not available")
@@ -192,6 +197,7 @@ class PreflightSwitchover(Step):
             [r.label for r in registrations],
             ctx.run.strategy,
             ctx.params.get("timeout"),
+            fix_drift=bool(ctx.run.params.get("fix_drift")),
         )
         ctx.store.runs.update(ctx.run_id, plan_fingerprint=fingerprint)
         ctx.observe(**facts, fingerprint=fingerprint)
@@ -220,6 +226,7 @@ class Switchover(Step):
             deployment = await current_deployment(ctx)
             if not inside_window and deployment.status == "AVAILABLE":
                 await verify_approved_plan(ctx)  # only before sending; a resumed wait has nothing to verify
+                await ready_to_act(ctx, "before the switchover call")  # native or direct: nothing is detached
             status, deployment_id = deployment.status, deployment.identifier
         sent = ctx.clock()
         if status == "AVAILABLE":

@@ -13,6 +13,7 @@ from bot.aws.responses import health_of, registered_as
 from bot.errors import AlreadyRegistered, AwsError, InvalidState, NotRegistered
 from bot.workflow import polling
 from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed, verify_approved_plan
+from bot.workflow.steps.readiness import ready_to_act
 
 
 async def is_registered(ctx: StepContext, registration: Registration, database: Database) -> bool:
@@ -126,6 +127,7 @@ class Detach(Step):
         database = await ctx.database()
         registrations = ctx.registrations()
         await verify_approved_plan(ctx)
+        await ready_to_act(ctx, "before detaching the proxies")  # the last look: from here on every call is window time
 
         async def detach_one(registration: Registration) -> None:
             if not await is_registered(ctx, registration, database):
