@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -25,9 +27,12 @@ from bot.aws.commands import aws_command, target_params
 from bot.aws.credentials import RoleCredentials, assumed_role_credentials, use_credentials
 from bot.aws.database_reads import DatabaseReads
 from bot.aws.deployment_events import DeploymentEvents
+from bot.aws.describe_budget import DescribeBudget
 from bot.aws.faults import translate
 from bot.aws.models import Database, Deployment, Proxy, ProxyTarget, Registration
+from bot.aws.proxy_index import ProxyIndex
 from bot.aws.responses import (
+    health_of,
     parse_cluster,
     parse_deployment,
     parse_instance,
@@ -39,6 +44,7 @@ from bot.aws.responses import (
 from bot.aws.settings_changes import SettingsChanges
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 RETRY_CONFIG = AioConfig(
     # Few attempts here: inside a detached window the steps retry on their own 0.2-0.5 s rhythm rather than
@@ -82,6 +88,13 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
         self._lock = asyncio.Lock()
         self._session: AioSession | None = None
         self._credentials: Any = None  # the role's credentials, shared by every client; None without role_arn
+        # Told of every call: (action, the error or None, seconds). Metrics and readiness use it; it must not raise.
+        self.observer: Callable[[str, BaseException | None, float], None] | None = None
+        # Proxy discovery goes through one shared index (`bot/aws/proxy_index.py`); False: describe every proxy per
+        # look-up (the old path, kept for the benchmark's before figures). RDS describes share `describe_budget`.
+        self.proxy_index = ProxyIndex(self._scan_proxies)
+        self.use_proxy_index = True
+        self.describe_budget: DescribeBudget | None = None
 
     async def __aenter__(self) -> AwsGateway:
         return self
@@ -129,16 +142,33 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
         return await assumed_role_credentials(self._role_arn, region=self._region, endpoint_url=self._endpoint_url)
 
     async def _call(self, action: str, resource: str | None = None, service: str = "rds", **params: Any) -> dict:
+        if self.describe_budget is not None and service == "rds" and action.startswith("Describe"):
+            await self.describe_budget.acquire()
         client = await self._client(service)
         method = getattr(client, xform_name(action))
+        started, error, cancelled = time.monotonic(), None, False
         try:
-            return await method(**params)
+            response = await method(**params)
+            request_id = response.get("ResponseMetadata", {}).get("RequestId")
+            log.debug("aws %s ok", action, extra={"action": action, "aws_request_id": request_id})
+            return response
         except ClientError as exc:
-            raise translate(exc, action, resource) from exc
+            raise (error := translate(exc, action, resource)) from exc
         except BotoCoreError as exc:  # connection errors after botocore's own retries
-            raise errors.AwsError(
-                f"{action}: {exc}", code=type(exc).__name__, action=action, resource=resource, http_status=599
+            raise (
+                error := errors.AwsError(
+                    f"{action}: {exc}", code=type(exc).__name__, action=action, resource=resource, http_status=599
+                )
             ) from exc
+        except asyncio.CancelledError:  # the caller gave up: not a success
+            cancelled = True
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer(action, asyncio.CancelledError() if cancelled else error, time.monotonic() - started)
+            if error is not None:
+                failed = {"action": action, "aws_request_id": error.request_id}
+                log.debug("aws %s failed: %s", action, error.code, extra=failed)
 
     async def _describe(
         self, action: str, key: str, parse: Callable[[dict], T], resource: str, **params: Any
@@ -267,6 +297,10 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
 
     # ----- RDS Proxy ------------------------------------------------------------------------------------------
 
+    async def ping(self) -> None:
+        """One cheap describe (one page of proxies, never cached): raises AwsError when AWS does not answer."""
+        await self._call("DescribeDBProxies", MaxRecords=20)
+
     async def proxies(self) -> list[Proxy]:
         """Every RDS Proxy in the account and region (all pages)."""
         return [parse_proxy(p) async for p in self._pages("DescribeDBProxies", "DBProxies")]
@@ -287,8 +321,41 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
             )
         ]
 
-    async def registrations(self, database: Database) -> list[Registration]:
-        """Every proxy target group the database is registered with (one database may sit behind several)."""
+    async def _scan_proxies(self) -> dict[str, dict[str, list[ProxyTarget]]]:
+        """Every proxy -> target group -> targets in the account (the index's scan); a proxy deleted mid-scan is left
+        out."""
+
+        async def of_proxy(proxy: Proxy) -> tuple[str, dict[str, list[ProxyTarget]] | None]:
+            try:
+                return proxy.name, {g: await self.targets(proxy.name, g) for g in await self.target_groups(proxy.name)}
+            except errors.NotFound:
+                return proxy.name, None
+
+        found = await asyncio.gather(*(of_proxy(p) for p in await self.proxies()))
+        return {name: groups for name, groups in found if groups is not None}
+
+    async def proxy_view(
+        self, database: Database, *, fresh_after: float | None = None
+    ) -> tuple[list[Registration], list[ProxyTarget]]:
+        """Where the database is registered, and its own target entries there. Through the index: from a scan that
+        started at or after `fresh_after` (the index clock, `self.proxy_index.clock`), or a recent one without it."""
+        if self.use_proxy_index:
+            snapshot = await self.proxy_index.snapshot(fresh_after)
+            registrations = snapshot.registrations(database)
+            if fresh_after is not None:  # the scan started after the request: its health is current enough
+                return registrations, snapshot.health(database, registrations)
+        else:
+            registrations = await self.registrations(database)
+        targets: list[ProxyTarget] = []
+        for registration in registrations:
+            targets += health_of(database, await self.targets(registration.proxy, registration.target_group))
+        return registrations, targets
+
+    async def registrations(self, database: Database, *, fresh_after: float | None = None) -> list[Registration]:
+        """Every proxy target group the database is registered with (one database may sit behind several); through
+        the index unless `use_proxy_index` is off (see `proxy_view` for `fresh_after`)."""
+        if self.use_proxy_index:
+            return (await self.proxy_index.snapshot(fresh_after)).registrations(database)
 
         async def of_proxy(proxy: Proxy) -> list[Registration]:
             found = []
@@ -302,6 +369,7 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
 
     async def register(self, registration: Registration, database: Database) -> Mutation:
         """Register the instance or cluster with the target group; AlreadyRegistered if it already is."""
+        self.proxy_index.invalidate()
         return await self._mutate(
             "RegisterDBProxyTargets",
             f"{database.identifier} on {registration.label}",
@@ -310,6 +378,7 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
 
     async def deregister(self, registration: Registration, database: Database) -> Mutation:
         """Deregister the instance or cluster from the target group; NotRegistered if it is not registered."""
+        self.proxy_index.invalidate()
         return await self._mutate(
             "DeregisterDBProxyTargets",
             f"{database.identifier} on {registration.label}",
