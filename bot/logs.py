@@ -41,6 +41,8 @@ SECRET_VARIABLES = (
 MIN_SECRET_LENGTH = 12  # shorter values (the sandbox's "sandbox") would redact ordinary words
 # Libraries whose DEBUG output is request dumps (headers, signatures, bodies): never below INFO.
 LIBRARY_FLOOR = ("botocore", "aiobotocore", "boto3", "urllib3", "s3transfer", "slack_sdk", "slack_bolt")
+# This program's packages: their loggers log at exactly `LOG_LEVEL`, whatever was set on them before.
+OWN_PACKAGES = ("bot", "handlers", "storage")
 SECRET_PATTERNS = (
     re.compile(r"\bxox[abeprs]-[A-Za-z0-9-]+"),  # Slack bot, user, app, refresh, legacy tokens
     re.compile(r"\bxapp-[A-Za-z0-9-]+"),  # Slack app-level tokens
@@ -105,6 +107,13 @@ class ContextFilter(logging.Filter):
             if getattr(record, name, None) is None:
                 setattr(record, name, context.get(name))
         return True
+
+
+class LibraryFloor(logging.Filter):
+    """Drops records below INFO from `LIBRARY_FLOOR` and their child loggers, whatever level a child was given."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO or record.name.partition(".")[0] not in LIBRARY_FLOOR
 
 
 class RedactSecrets(logging.Filter):
@@ -187,20 +196,31 @@ def configure_logging(
     """Install the bot's one handler on the root logger (replacing one installed before): `level` for the bot and
     at least INFO for `LIBRARY_FLOOR`, `fmt` "text" or "json", run context on every record, `secrets` and
     token-shaped values redacted. Writes to `stream` (stderr by default). Raises ValueError for a level or format
-    not in LEVELS / FORMATS (the settings are validated before, in `bot.config`)."""
+    not in LEVELS / FORMATS (the settings are validated before, in `bot.config`).
+
+    Every level it relies on is set here, each time: the root's and the handler's, `OWN_PACKAGES`' (their child
+    loggers' own levels cleared, so that they inherit it) and `LIBRARY_FLOOR`'s (whose children the handler holds
+    to INFO too). So the result does not depend on what configured logging before (an earlier call, a test, a
+    library)."""
     if level not in LEVELS or fmt not in FORMATS:
         raise ValueError(f"log level {level!r} or format {fmt!r} unknown")
     root = logging.getLogger()
     for existing in [h for h in root.handlers if isinstance(h, _BotHandler)]:
         root.removeHandler(existing)
     handler = _BotHandler(stream)
+    handler.addFilter(LibraryFloor())
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactSecrets(secrets))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    root.addHandler(handler)
     numeric = logging.getLevelName(level)
+    handler.setLevel(numeric)
+    root.addHandler(handler)
     root.setLevel(numeric)
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and name.partition(".")[0] in OWN_PACKAGES:
+            logger.setLevel(logging.NOTSET)
+    for name in OWN_PACKAGES:
+        logging.getLogger(name).setLevel(numeric)
     for name in LIBRARY_FLOOR:
-        library = logging.getLogger(name)
-        library.setLevel(max(numeric, logging.INFO, library.level))
+        logging.getLogger(name).setLevel(max(numeric, logging.INFO))
     return handler

@@ -22,7 +22,16 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
-from bot.logs import REDACTED, configure_logging, current_context, known_secrets, log_context, redact
+from bot.logs import (
+    LIBRARY_FLOOR,
+    OWN_PACKAGES,
+    REDACTED,
+    configure_logging,
+    current_context,
+    known_secrets,
+    log_context,
+    redact,
+)
 from sandbox.aws import Sandbox
 from sandbox.slack import SlackStandIn
 from storage import open_store
@@ -36,15 +45,19 @@ MUTATION_PREFIXES = ("Describe", "List", "Get")
 
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
-    """The root logger configured by `configure_logging` into a buffer; the previous handlers and level restored."""
+    """The root logger configured by `configure_logging` into a buffer; the previous handlers and the levels
+    `configure_logging` sets restored, so that no other test sees this one's configuration."""
     root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    handlers = list(root.handlers)
+    names = ("", *OWN_PACKAGES, *LIBRARY_FLOOR)
+    levels = {name: logging.getLogger(name).level for name in names}
     stream = io.StringIO()
     yield stream
     for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)
-    root.setLevel(level)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def json_lines(text: str) -> list[dict]:
@@ -90,14 +103,23 @@ def test_a_json_line_carries_time_level_logger_message_and_the_context(captured:
 
 
 def test_the_level_drops_records_below_it_and_libraries_stay_at_info_or_above(captured: io.StringIO) -> None:
-    configure_logging("WARNING", "json", stream=captured)
-    logging.getLogger("bot.test").info("dropped")
-    logging.getLogger("bot.test").error("kept")
-    assert [line["message"] for line in json_lines(captured.getvalue())] == ["kept"]
-    configure_logging("DEBUG", "json", stream=captured)  # replaces the handler: nothing is written twice
-    logging.getLogger("botocore.endpoint").debug("a request dump with its headers")
-    logging.getLogger("bot.test").debug("shown")
-    assert [line["message"] for line in json_lines(captured.getvalue())] == ["kept", "shown"]
+    ours, library = logging.getLogger("bot.test"), logging.getLogger("botocore.endpoint")
+    left_behind = ours.level, library.level
+    # As another test (or a library) may have left them: configure_logging must not depend on it.
+    ours.setLevel(logging.DEBUG)
+    library.setLevel(logging.DEBUG)
+    try:
+        configure_logging("WARNING", "json", stream=captured)
+        ours.info("dropped")
+        ours.error("kept")
+        assert [line["message"] for line in json_lines(captured.getvalue())] == ["kept"]
+        configure_logging("DEBUG", "json", stream=captured)  # replaces the handler: nothing is written twice
+        library.debug("a request dump with its headers")
+        ours.debug("shown")
+        assert [line["message"] for line in json_lines(captured.getvalue())] == ["kept", "shown"]
+    finally:
+        ours.setLevel(left_behind[0])
+        library.setLevel(left_behind[1])
 
 
 def test_text_keeps_the_terminal_format_with_the_context_at_the_end(captured: io.StringIO) -> None:
