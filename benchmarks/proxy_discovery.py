@@ -37,7 +37,6 @@ from benchmarks.common import (
     run_main,
     seconds,
 )
-from bot.aws.describe_budget import DescribeBudget
 from bot.planning.requests import RunRequest
 from sandbox.clients import boto3_client
 from sandbox.waiting import async_wait_until
@@ -134,7 +133,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         store = open_store(str(workdir / "bluegreen.db"))
         engine = bench_engine(sandbox.endpoint, bench_settings(workdir / "bluegreen.db"), store)
         gateway = engine.gateways.get(engine.settings.environment())
-        gateway.describe_budget = DescribeBudget(args.describe_rate)
+        gateway.budget_describes(args.describe_rate)
         try:
             # ----- before: no index, every look-up describes every proxy
             gateway.use_proxy_index = False

@@ -137,7 +137,7 @@ async def test_lookups_requested_during_an_older_scan_share_the_next_one():
 
 async def test_critical_describes_never_wait_behind_the_queue(sandbox):
     async with AwsGateway(region="us-east-1", endpoint_url=sandbox.endpoint) as gateway:
-        budget = gateway.describe_budget = DescribeBudget(2.0, burst=1)
+        budget = gateway.budget_describes(2.0, burst=1)
         queued = [asyncio.ensure_future(gateway.proxies()) for _ in range(4)]  # 1 now, then one every 0.5 s
         await async_wait_until(lambda: budget.queued, 5, what="non-critical describes queued on the budget")
 

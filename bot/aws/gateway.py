@@ -9,7 +9,6 @@ Every call that reaches AWS raises `bot.errors.AwsError` on failure: the subclas
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -23,22 +22,17 @@ from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot import errors
-from bot.aws.commands import aws_command, target_params
+from bot.aws.commands import aws_command
 from bot.aws.credentials import RoleCredentials, assumed_role_credentials, use_credentials
 from bot.aws.database_reads import DatabaseReads
 from bot.aws.deployment_events import DeploymentEvents
-from bot.aws.describe_budget import DescribeBudget
 from bot.aws.faults import translate
-from bot.aws.models import Database, Deployment, Proxy, ProxyTarget, Registration
-from bot.aws.proxy_index import ProxyIndex
+from bot.aws.models import Database, Deployment
+from bot.aws.rds_proxies import RdsProxies
 from bot.aws.responses import (
-    health_of,
     parse_cluster,
     parse_deployment,
     parse_instance,
-    parse_proxy,
-    parse_target,
-    registered_as,
     version_key,
 )
 from bot.aws.settings_changes import SettingsChanges
@@ -55,6 +49,10 @@ RETRY_CONFIG = AioConfig(
 )
 
 
+def _log_fields(action: str, request_id: str | None) -> dict[str, str | None]:
+    return {"action": action, "aws_request_id": request_id}  # JSON log lines carry them (bot/logs.py)
+
+
 @dataclass(frozen=True, slots=True)
 class Mutation:
     action: str
@@ -64,7 +62,7 @@ class Mutation:
     response: dict[str, Any]
 
 
-class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
+class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges, RdsProxies):
     """One per AWS account/region. Use as an async context manager, or call `close()`.
 
     Failures raise `bot.errors.AwsError` (see the module docstring) unless a method says otherwise. With `role_arn`
@@ -90,11 +88,7 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
         self._credentials: Any = None  # the role's credentials, shared by every client; None without role_arn
         # Told of every call: (action, the error or None, seconds). Metrics and readiness use it; it must not raise.
         self.observer: Callable[[str, BaseException | None, float], None] | None = None
-        # Proxy discovery goes through one shared index (`bot/aws/proxy_index.py`); False: describe every proxy per
-        # look-up (the old path, kept for the benchmark's before figures). RDS describes share `describe_budget`.
-        self.proxy_index = ProxyIndex(self._scan_proxies)
-        self.use_proxy_index = True
-        self.describe_budget: DescribeBudget | None = None
+        self._start_discovery()
 
     async def __aenter__(self) -> AwsGateway:
         return self
@@ -142,16 +136,13 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
         return await assumed_role_credentials(self._role_arn, region=self._region, endpoint_url=self._endpoint_url)
 
     async def _call(self, action: str, resource: str | None = None, service: str = "rds", **params: Any) -> dict:
-        if self.describe_budget is not None and service == "rds" and action.startswith("Describe"):
-            await self.describe_budget.acquire()
+        await self._take_describe_token(action, service)
         client = await self._client(service)
         method = getattr(client, xform_name(action))
-        started, error, cancelled = time.monotonic(), None, False
+        started = time.monotonic()
+        error: BaseException | None = None  # what the observer is told
         try:
             response = await method(**params)
-            request_id = response.get("ResponseMetadata", {}).get("RequestId")
-            log.debug("aws %s ok", action, extra={"action": action, "aws_request_id": request_id})
-            return response
         except ClientError as exc:
             raise (error := translate(exc, action, resource)) from exc
         except BotoCoreError as exc:  # connection errors after botocore's own retries
@@ -160,15 +151,16 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
                     f"{action}: {exc}", code=type(exc).__name__, action=action, resource=resource, http_status=599
                 )
             ) from exc
-        except asyncio.CancelledError:  # the caller gave up: not a success
-            cancelled = True
+        except BaseException as exc:  # cancelled (the caller gave up) or a bug: not a success either
+            error = exc
             raise
         finally:
             if self.observer is not None:
-                self.observer(action, asyncio.CancelledError() if cancelled else error, time.monotonic() - started)
-            if error is not None:
-                failed = {"action": action, "aws_request_id": error.request_id}
-                log.debug("aws %s failed: %s", action, error.code, extra=failed)
+                self.observer(action, error, time.monotonic() - started)
+            if isinstance(error, errors.AwsError):
+                log.debug("aws %s failed: %s", action, error.code, extra=_log_fields(action, error.request_id))
+        log.debug("aws %s ok", action, extra=_log_fields(action, response.get("ResponseMetadata", {}).get("RequestId")))
+        return response
 
     async def _describe(
         self, action: str, key: str, parse: Callable[[dict], T], resource: str, **params: Any
@@ -294,135 +286,6 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
         return await self._mutate(
             "DeleteDBInstance", identifier, DBInstanceIdentifier=identifier, SkipFinalSnapshot=True
         )
-
-    # ----- RDS Proxy ------------------------------------------------------------------------------------------
-
-    async def ping(self) -> None:
-        """One cheap describe (one page of proxies, never cached): raises AwsError when AWS does not answer."""
-        await self._call("DescribeDBProxies", MaxRecords=20)
-
-    async def proxies(self) -> list[Proxy]:
-        """Every RDS Proxy in the account and region (all pages)."""
-        return [parse_proxy(p) async for p in self._pages("DescribeDBProxies", "DBProxies")]
-
-    async def target_groups(self, proxy: str) -> list[str]:
-        """The names of the proxy's target groups; NotFound if the proxy does not exist."""
-        return [
-            group["TargetGroupName"]
-            async for group in self._pages("DescribeDBProxyTargetGroups", "TargetGroups", proxy, DBProxyName=proxy)
-        ]
-
-    async def targets(self, proxy: str, target_group: str = "default") -> list[ProxyTarget]:
-        """Every target entry of the target group, health included; NotFound if the proxy or group does not exist."""
-        return [
-            parse_target(proxy, target_group, t)
-            async for t in self._pages(
-                "DescribeDBProxyTargets", "Targets", proxy, DBProxyName=proxy, TargetGroupName=target_group
-            )
-        ]
-
-    async def _scan_proxies(self) -> dict[str, dict[str, list[ProxyTarget]]]:
-        """Every proxy -> target group -> targets in the account (the index's scan); a proxy deleted mid-scan is left
-        out."""
-
-        async def of_proxy(proxy: Proxy) -> tuple[str, dict[str, list[ProxyTarget]] | None]:
-            try:
-                return proxy.name, {g: await self.targets(proxy.name, g) for g in await self.target_groups(proxy.name)}
-            except errors.NotFound:
-                return proxy.name, None
-
-        found = await asyncio.gather(*(of_proxy(p) for p in await self.proxies()))
-        return {name: groups for name, groups in found if groups is not None}
-
-    async def proxy_view(
-        self, database: Database, *, fresh_after: float | None = None
-    ) -> tuple[list[Registration], list[ProxyTarget]]:
-        """Where the database is registered, and its own target entries there. Through the index: from a scan that
-        started at or after `fresh_after` (the index clock, `self.proxy_index.clock`), or a recent one without it."""
-        if self.use_proxy_index:
-            snapshot = await self.proxy_index.snapshot(fresh_after)
-            registrations = snapshot.registrations(database)
-            if fresh_after is not None:  # the scan started after the request: its health is current enough
-                return registrations, snapshot.health(database, registrations)
-        else:
-            registrations = await self.registrations(database)
-        targets: list[ProxyTarget] = []
-        for registration in registrations:
-            targets += health_of(database, await self.targets(registration.proxy, registration.target_group))
-        return registrations, targets
-
-    async def registrations(self, database: Database, *, fresh_after: float | None = None) -> list[Registration]:
-        """Every proxy target group the database is registered with (one database may sit behind several); through
-        the index unless `use_proxy_index` is off (see `proxy_view` for `fresh_after`)."""
-        if self.use_proxy_index:
-            return (await self.proxy_index.snapshot(fresh_after)).registrations(database)
-
-        async def of_proxy(proxy: Proxy) -> list[Registration]:
-            found = []
-            for group in await self.target_groups(proxy.name):
-                if any(registered_as(database, t) for t in await self.targets(proxy.name, group)):
-                    found.append(Registration(proxy.name, group))
-            return found
-
-        per_proxy = await asyncio.gather(*(of_proxy(p) for p in await self.proxies()))
-        return [registration for found in per_proxy for registration in found]
-
-    async def register(self, registration: Registration, database: Database) -> Mutation:
-        """Register the instance or cluster with the target group; AlreadyRegistered if it already is."""
-        self.proxy_index.invalidate()
-        return await self._mutate(
-            "RegisterDBProxyTargets",
-            f"{database.identifier} on {registration.label}",
-            **target_params(registration, database.identifier, database.kind),
-        )
-
-    async def deregister(self, registration: Registration, database: Database) -> Mutation:
-        """Deregister the instance or cluster from the target group; NotRegistered if it is not registered."""
-        self.proxy_index.invalidate()
-        return await self._mutate(
-            "DeregisterDBProxyTargets",
-            f"{database.identifier} on {registration.label}",
-            **target_params(registration, database.identifier, database.kind),
-        )
-
-    async def proxy_metrics(self, proxy: str, *, minutes: int = 5) -> dict[str, float | None] | None:
-        """Latest ClientConnections / DatabaseConnections / AvailabilityPercentage, or None when CloudWatch is out
-        of reach or not permitted (the caller reports the check as unavailable). Never raises for AWS."""
-        names = ("ClientConnections", "DatabaseConnections", "AvailabilityPercentage")
-        end = dt.datetime.now(dt.UTC)
-        queries = [
-            {
-                "Id": f"m{i}",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": "AWS/RDS",
-                        "MetricName": name,
-                        "Dimensions": [{"Name": "ProxyName", "Value": proxy}],
-                    },
-                    "Period": 60,
-                    "Stat": "Maximum",
-                },
-            }
-            for i, name in enumerate(names)
-        ]
-        try:
-            response = await self._call(
-                "GetMetricData",
-                proxy,
-                service="cloudwatch",
-                MetricDataQueries=queries,
-                StartTime=end - dt.timedelta(minutes=minutes),
-                EndTime=end,
-                ScanBy="TimestampDescending",
-            )
-        except errors.AwsError:
-            return None
-        values: dict[str, float | None] = dict.fromkeys(names)
-        for result in response.get("MetricDataResults", []):
-            index = int(result["Id"][1:])
-            if result.get("Values"):
-                values[names[index]] = float(result["Values"][0])
-        return values
 
     # ----- Blue/Green Deployments -----------------------------------------------------------------------------
 

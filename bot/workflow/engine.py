@@ -18,7 +18,9 @@ from bot.planning.requests import RunRequest, check_run_id
 from bot.workflow import draining
 from bot.workflow.approvals import ApprovalDesk, ApproverCheck, ids_only
 from bot.workflow.events import EventBus, RunSnapshot, Sink
-from bot.workflow.runner import GatewayPool, Runner, add_steps, process_owner, snapshot_of
+from bot.workflow.gateway_pool import GatewayPool
+from bot.workflow.owners import process_owner
+from bot.workflow.runner import Runner, add_steps, snapshot_of
 from bot.workflow.steps.compensation import request_abandonment
 from storage import ApprovalRequest, LockConflict, RunRecord, Store
 

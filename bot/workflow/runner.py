@@ -10,19 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bot.aws.describe_budget import DescribeBudget
 from bot.aws.gateway import AwsGateway
 from bot.config import Environment, Settings
 from bot.errors import BlueGreenError, RunCancelled
-from bot.logs import log_context
 from bot.planning.plan import StepSpec, compensation_steps
-from bot.workflow import draining, failpoints, monitoring
+from bot.workflow import draining, failpoints, monitoring, run_log
 from bot.workflow.events import (
     Event,
     EventBus,
@@ -33,6 +28,8 @@ from bot.workflow.events import (
     StepChanged,
     StepReport,
 )
+from bot.workflow.gateway_pool import GatewayPool
+from bot.workflow.owners import owner_is_dead
 from bot.workflow.steps import lookup
 from bot.workflow.steps.base import PlanChanged, Replan, RunEnded, StepContext, StepFailed
 from bot.workflow.steps.compensation import ProxyAbandoned
@@ -44,57 +41,6 @@ log = logging.getLogger(__name__)
 LEASE_TTL = 15.0
 UNFINISHED_STEP = ("waiting", "running")
 REGISTERING_STEPS = draining.RESTORING_STEPS  # the steps that give a proxy its target back
-
-
-def process_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """A lease held by a process of this host that no longer exists can be taken over at once."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-class GatewayPool:
-    """One AWS gateway per environment (region and role)."""
-
-    def __init__(self, factory: Callable[[Environment], AwsGateway] | None = None) -> None:
-        self._factory = factory or (lambda env: AwsGateway(region=env.region, role_arn=env.role_arn))
-        self._gateways: dict[str, AwsGateway] = {}
-        self._observer: Callable[[str, str, BaseException | None, float], None] | None = None
-
-    def get(self, env: Environment) -> AwsGateway:
-        if env.name not in self._gateways:
-            self._gateways[env.name] = self._factory(env)
-            self._gateways[env.name].describe_budget = DescribeBudget(env.aws_describe_rate)
-            self._watch(env.name, self._gateways[env.name])
-        return self._gateways[env.name]
-
-    def observe(self, observer: Callable[[str, str, BaseException | None, float], None]) -> None:
-        """Tell `observer(environment, action, error or None, seconds)` of every AWS call, by every gateway."""
-        self._observer = observer
-        for name, gateway in self._gateways.items():
-            self._watch(name, gateway)
-
-    def _watch(self, name: str, gateway: AwsGateway) -> None:
-        observer = self._observer
-        if observer is not None:
-            gateway.observer = lambda action, error, seconds: observer(name, action, error, seconds)
-
-    async def aclose(self) -> None:
-        for gateway in self._gateways.values():
-            await gateway.close()
-        self._gateways.clear()
 
 
 def snapshot_of(store: Store, run_id: str) -> RunSnapshot:
@@ -151,14 +97,9 @@ class Runner:
                 task.cancel()
                 return
 
+    @run_log.in_run
     async def drive(self, run_id: str, *, resumed: bool = False) -> bool:
-        """Run `run_id` to its end (or until the process stops). False if another live process owns it. Every log
-        record emitted meanwhile, here or in a task started here, carries the run's id and environment."""
-        run = self.store.runs.get(run_id)
-        with log_context(run_id=run_id, environment=run.environment if run else None, step=None):
-            return await self._drive(run_id, resumed)
-
-    async def _drive(self, run_id: str, resumed: bool) -> bool:
+        """Run `run_id` to its end (or until the process stops). False if another live process owns it."""
         if not self.claim(run_id):
             return False
         current = asyncio.current_task()
@@ -196,7 +137,7 @@ class Runner:
         if run.status == "pending":
             self.store.runs.set_status(run_id, "running")
         self.publish(run_id, lambda s: RunStarted(s, resumed=resumed))
-        log.info("run %s: %s %s %s", run_id, "resumed" if resumed else "started", run.kind, run.database)
+        run_log.started(run, resumed)
         if resumed:
             self.store.audit.append(
                 actor="bluegreen-bot", action="run:resumed", run_id=run_id, detail={"by": self.owner}
@@ -213,7 +154,7 @@ class Runner:
                 return
             if self.shutdown.requested and await draining.stop_here(self, run_id, step, gateway, env):
                 return
-            with log_context(step=step.name):
+            with run_log.in_step(step.name):
                 try:
                     await self._execute(run_id, step, gateway, env)
                 except PlanChanged as exc:
@@ -234,7 +175,7 @@ class Runner:
             raise RunCancelled(f"cancelled by {run.meta['cancel_requested'].get('by', 'an operator')}")
         failpoints.hit(f"before-step:{spec['kind']}")
         self.store.steps.start(run_id, step.idx)
-        log.info("run %s: step %s started", run_id, step.name)
+        run_log.step_started(run_id, step.name)
         self.publish(run_id, lambda s: StepChanged(s, step.idx))
         ledger = WindowLedger(self.store, run_id)
         ctx = StepContext(
@@ -263,7 +204,7 @@ class Runner:
             ctx.say(outcome.reason)
         else:
             self.store.steps.finish(run_id, step.idx, "done")
-        log.info("run %s: step %s %s", run_id, step.name, "replanned" if isinstance(outcome, Replan) else "done")
+        run_log.step_done(run_id, step.name, replanned=isinstance(outcome, Replan))
         failpoints.hit(f"after-step:{spec['kind']}")
         self.publish(run_id, lambda s: StepChanged(s, step.idx))
         self._report_later(run_id, step.idx, ctx, before, after)
@@ -356,10 +297,7 @@ class Runner:
         cancelled = isinstance(exc, RunCancelled)
         abandoned = isinstance(exc, ProxyAbandoned)
         message = str(exc) if isinstance(exc, BlueGreenError) else f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, BlueGreenError):
-            log.exception("run %s: step %s failed unexpectedly", run_id, step.name)
-        else:
-            log.warning("run %s: step %s ended: %s", run_id, step.name, message)
+        run_log.step_failed(run_id, step.name, exc, message)
         status = "cancelled" if cancelled else "failed"
         current = self.store.steps.get(run_id, step.idx)
         run = self.store.runs.get(run_id)
@@ -433,7 +371,7 @@ class Runner:
             self.store.audit.append(
                 actor="bluegreen-bot", action=f"run:{status}", run_id=run_id, detail={"error": error}
             )
-        log.info("run %s: %s%s", run_id, status, f": {error}" if error else "")
+        run_log.finished(run_id, status, error)
         windows = {
             label: {k: v for k, v in window.items() if k in {"seconds", "overhead_seconds", "aws_seconds"}}
             for label, window in run.summary.get("windows", {}).items()
