@@ -6,6 +6,7 @@ METRICS_PORT (Socket Mode's /metrics, /healthz and /readyz listener; default 910
 BLUEGREEN_DB, BLUEGREEN_OPERATORS, BLUEGREEN_APPROVERS, BLUEGREEN_CONFIG, BLUEGREEN_PROXY_PROBES
 ("proxy=host:port,..."), BLUEGREEN_APPROVAL_TTL, BLUEGREEN_TARGET_TIMEOUT, BLUEGREEN_NATIVE_FOLLOW_TIMEOUT,
 BLUEGREEN_COMPENSATION_BACKOFF_CAP, BLUEGREEN_DETACHED_ALERT_INTERVAL, BLUEGREEN_SHUTDOWN_GRACE (seconds),
+BLUEGREEN_AWS_DESCRIBE_RATE (RDS describe calls a second, for each environment; a file's `aws_describe_rate` wins),
 LOG_LEVEL (DEBUG, INFO, WARNING, ERROR), LOG_FORMAT (text, json), plus AWS's own (AWS_REGION, AWS_ENDPOINT_URL,
 ...). Any other BLUEGREEN_* variable is refused as a likely typo.
 
@@ -28,13 +29,14 @@ environments, and at most one environment may leave `channels` out (it then serv
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot import config_types as types
-from bot.config_file import APPROVAL_TTL_RANGE, read_environments
+from bot.config_file import APPROVAL_TTL_RANGE, DESCRIBE_RATE_RANGE, read_environments
 from bot.config_types import DAYS, USER_ID, ConfigError, MaintenanceWindow, refuse
 from bot.logs import FORMATS, LEVELS
 
@@ -156,6 +158,21 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _rate(env: Mapping[str, str], name: str, default: float) -> float:
+    """Calls a second, within `DESCRIBE_RATE_RANGE`."""
+    text = env.get(name)
+    if text is None:
+        return default
+    low, high = DESCRIBE_RATE_RANGE
+    try:
+        number = float(text.strip())
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise refuse(name, f"expected a number of calls a second, got {text!r}", f"set a number {low:g}-{high:g}")
+    return float(types.in_range(number, name, low, high))
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     text = env.get(name)
     if text is None:
@@ -209,6 +226,7 @@ def load_settings(
         max_replica_lag=_seconds(variables, "BLUEGREEN_MAX_REPLICA_LAG", 30.0, minimum=0.0),
         lag_wait=_seconds(variables, "BLUEGREEN_LAG_WAIT", 300.0, minimum=0.0),
         fix_drift=_flag(variables, "BLUEGREEN_FIX_DRIFT", False),
+        aws_describe_rate=_rate(variables, "BLUEGREEN_AWS_DESCRIBE_RATE", 10.0),
     )
     config_path = variables.get("BLUEGREEN_CONFIG")
     if config_path:
