@@ -114,6 +114,12 @@ BAD = {
     "env-log-level-unknown": Bad("LOG_LEVEL", env={**PEOPLE, "LOG_LEVEL": "LOUD"}),
     "env-log-format-unknown": Bad("LOG_FORMAT", env={**PEOPLE, "LOG_FORMAT": "xml"}),
     "env-log-level-empty": Bad("LOG_LEVEL", env={**PEOPLE, "LOG_LEVEL": ""}),
+    "env-describe-rate-unparsable": Bad(
+        "BLUEGREEN_AWS_DESCRIBE_RATE", env={**PEOPLE, "BLUEGREEN_AWS_DESCRIBE_RATE": "fast"}
+    ),
+    "env-describe-rate-out-of-range": Bad(
+        "BLUEGREEN_AWS_DESCRIBE_RATE", env={**PEOPLE, "BLUEGREEN_AWS_DESCRIBE_RATE": "0.1"}
+    ),
 }
 
 

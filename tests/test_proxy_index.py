@@ -12,6 +12,7 @@ import pytest
 from bot.aws.describe_budget import DescribeBudget, critical
 from bot.aws.gateway import AwsGateway
 from bot.aws.proxy_index import ProxyIndex
+from bot.aws.rds_proxies import SCAN_SPACING_CALLS
 from bot.config_types import ConfigError
 from bot.errors import AccessDenied
 from sandbox.waiting import async_wait_until
@@ -138,6 +139,7 @@ async def test_lookups_requested_during_an_older_scan_share_the_next_one():
 async def test_critical_describes_never_wait_behind_the_queue(sandbox):
     async with AwsGateway(region="us-east-1", endpoint_url=sandbox.endpoint) as gateway:
         budget = gateway.budget_describes(2.0, burst=1)
+        assert gateway.proxy_index.min_interval == SCAN_SPACING_CALLS / 2.0  # scans spaced to the budget too
         queued = [asyncio.ensure_future(gateway.proxies()) for _ in range(4)]  # 1 now, then one every 0.5 s
         await async_wait_until(lambda: budget.queued, 5, what="non-critical describes queued on the budget")
 
@@ -168,15 +170,19 @@ def test_aws_describe_rate_is_a_strict_per_environment_key(tmp_path):
     from bot.config import load_settings
 
     base = {"BLUEGREEN_DB": str(tmp_path / "b.db"), "AWS_REGION": "us-east-1"}
+    people = '[environments.prod]\noperators = ["U0ALICE"]\napprovers = ["U0BOB"]\n'
 
-    def settings_with(value: str):
+    def settings_with(value: str | None, variables: dict[str, str] | None = None):
         path = tmp_path / "bluegreen.toml"
-        path.write_text(
-            f'[environments.prod]\noperators = ["U0ALICE"]\napprovers = ["U0BOB"]\naws_describe_rate = {value}\n'
-        )
-        return load_settings({**base, "BLUEGREEN_CONFIG": str(path)})
+        path.write_text(people + (f"aws_describe_rate = {value}\n" if value is not None else ""))
+        return load_settings({**base, **(variables or {}), "BLUEGREEN_CONFIG": str(path)})
 
+    assert settings_with(None).environment("prod").aws_describe_rate == 10.0  # the default for deployments
     assert settings_with("25").environment("prod").aws_describe_rate == 25.0
+    # The variable sets every environment's default; the file's key wins.
+    fast = {"BLUEGREEN_AWS_DESCRIBE_RATE": "500"}
+    assert settings_with(None, fast).environment("prod").aws_describe_rate == 500.0
+    assert settings_with("25", fast).environment("prod").aws_describe_rate == 25.0
     for bad in ('"fast"', "0", "true", "5000"):
         with pytest.raises(ConfigError, match="aws_describe_rate"):
             settings_with(bad)
