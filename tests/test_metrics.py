@@ -25,11 +25,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.aws.faults import translate
 from bot.config import ConfigError, Settings, load_settings
-from bot.errors import AwsError
-from bot.workflow.metrics import BotMetrics
+from bot.errors import AccessDenied, AwsError
+from bot.workflow.metrics import BotMetrics, aws_outcome
 from bot.workflow.readiness import Readiness
 from handlers.after_ack import AfterAck
 from handlers.app import build_app, build_client, build_web_app
@@ -179,21 +181,53 @@ async def test_metrics_after_a_run_match_the_sandbox_timeline_and_the_standin(
     )
 
 
-async def test_an_aws_call_throttled_past_its_retries_is_counted_as_throttled(
+async def test_a_refused_aws_call_is_counted_once_with_its_outcome(
     slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     settings = make_settings(tmp_path, slack.base_url)
-    sandbox.control.inject_fault("DescribeDBProxies", "Throttling", count=10, status=400)
+    sandbox.control.inject_fault("DescribeDBProxies", "AccessDenied", count=1, status=403)  # botocore won't retry
     async with serve_instrumented(slack, settings, sandbox.endpoint) as bot:
         gateway = bot.engine.gateways.get(settings.environment("production"))
-        with pytest.raises(AwsError) as raised:
+        with pytest.raises(AccessDenied):
             await gateway.ping()
+        await gateway.ping()
         _, text = await get(f"{bot.url}/metrics")
-    assert raised.value.code == "Throttling"
-    assert timeline_calls(sandbox)["DescribeDBProxies"] >= 2  # botocore retried before giving up
-    throttled = total(text, "bluegreen_aws_calls_total", action="DescribeDBProxies", outcome="throttled")
-    assert throttled == 1, text
-    assert total(text, "bluegreen_aws_calls_total", action="DescribeDBProxies") == 1
+    assert timeline_calls(sandbox)["DescribeDBProxies"] == 2
+    assert total(text, "bluegreen_aws_calls_total", action="DescribeDBProxies", outcome="error") == 1, text
+    assert total(text, "bluegreen_aws_calls_total", action="DescribeDBProxies", outcome="ok") == 1, text
+    assert total(text, "bluegreen_aws_call_seconds_count", action="DescribeDBProxies") == 2
+
+
+def aws_failure(code: str, status: int) -> AwsError:
+    """The error `AwsGateway._call` raises when AWS answers `code` after botocore's retries."""
+    response = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return translate(ClientError(response, "DescribeDBProxies"), "DescribeDBProxies", None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (None, "ok"),
+        # Still throttled once botocore's retries are spent (an end-to-end version waits out botocore's backoff,
+        # several seconds: the codes are the ones botocore itself treats as throttling).
+        (aws_failure("Throttling", 400), "throttled"),
+        (aws_failure("ThrottlingException", 400), "throttled"),
+        (aws_failure("RequestLimitExceeded", 503), "throttled"),
+        (aws_failure("AccessDenied", 403), "error"),
+        (
+            AwsError("lost", code="EndpointConnectionError", action="DescribeDBProxies", http_status=599),
+            "connection_error",
+        ),
+        (asyncio.CancelledError(), "cancelled"),
+        (RuntimeError("a bug"), "error"),
+    ],
+)
+def test_aws_call_outcomes_are_bounded_labels(error: BaseException | None, outcome: str) -> None:
+    metrics = BotMetrics()
+    metrics.aws_call("production", "DescribeDBProxies", error, 0.01)
+    text = metrics.render().decode()
+    assert total(text, "bluegreen_aws_calls_total", outcome=outcome) == 1, text
+    assert aws_outcome(error) == outcome
 
 
 # ---------------------------------------------------------------- /readyz and /healthz
