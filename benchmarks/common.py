@@ -32,7 +32,7 @@ from bot.aws.gateway import AwsGateway
 from bot.config import Settings, load_settings
 from bot.workflow.engine import Engine
 from bot.workflow.events import Sink
-from bot.workflow.runner import GatewayPool
+from bot.workflow.gateway_pool import GatewayPool
 from sandbox.waiting import async_wait_until
 from storage import Store, open_store
 

@@ -49,6 +49,16 @@ def _memory(r: dict[str, Any]) -> tuple[str, str, bool | None]:
     return figure, "< 200 MB, 0 violations", r["target"]["met"]
 
 
+def _discovery(r: dict[str, Any]) -> tuple[str, str, bool | None]:
+    after = r["after"]
+    figure = (
+        f"{after['aws_calls_per_run_excluding_scans']:g} AWS calls/run + {after['scans']} shared scans,"
+        f" {after['describe_db_proxy_targets']} DescribeDBProxyTargets, {len(after['missed'])} missed"
+        f" (before: {r['before']['aws_calls_per_run_including_scans']:g} calls/run)"
+    )
+    return figure, "<= 40 calls/run, <= 1500 targets reads, 0 missed", r["target"]["met"]
+
+
 def _startup(r: dict[str, Any]) -> tuple[str, str, bool | None]:
     return f"median {seconds(r['median'])} (max {seconds(r['max'])})", "-", None
 
@@ -59,6 +69,7 @@ BENCHMARKS: dict[str, Headline] = {
     "proxy_detached_window": _window,
     "app_outage": _outage,
     "memory_50_runs": _memory,
+    "proxy_discovery": _discovery,
 }
 
 

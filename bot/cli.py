@@ -19,6 +19,7 @@ from dataclasses import replace
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import ApprovalRefused, BadRequest, BlueGreenError
 from bot.gates.model import GatesFailed, gate_rows
+from bot.logs import configure_logging, known_secrets
 from bot.planning.requests import MODES, RunRequest
 from bot.sinks.console import ConsoleSink
 from bot.workflow.draining import CLI_HINT, SigtermHandler
@@ -147,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_BAD_REQUEST
+    # Log records on stderr; stdout keeps the command's answers and the run's progress (the console sink).
+    configure_logging(settings.log_level, settings.log_format, secrets=known_secrets())
     if getattr(args, "db_path", None):
         settings = replace(settings, db_path=args.db_path)
     try:

@@ -2,10 +2,13 @@
 stops start-up (and every CLI command) with a `ConfigError` naming the setting, where it was written, and the fix.
 
 Environment variables: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN (Socket Mode), SLACK_API_URL, PORT,
+METRICS_PORT (Socket Mode's /metrics, /healthz and /readyz listener; default 9102),
 BLUEGREEN_DB, BLUEGREEN_OPERATORS, BLUEGREEN_APPROVERS, BLUEGREEN_CONFIG, BLUEGREEN_PROXY_PROBES
 ("proxy=host:port,..."), BLUEGREEN_APPROVAL_TTL, BLUEGREEN_TARGET_TIMEOUT, BLUEGREEN_NATIVE_FOLLOW_TIMEOUT,
-BLUEGREEN_COMPENSATION_BACKOFF_CAP, BLUEGREEN_DETACHED_ALERT_INTERVAL, BLUEGREEN_SHUTDOWN_GRACE (seconds), plus
-AWS's own (AWS_REGION, AWS_ENDPOINT_URL, ...). Any other BLUEGREEN_* variable is refused as a likely typo.
+BLUEGREEN_COMPENSATION_BACKOFF_CAP, BLUEGREEN_DETACHED_ALERT_INTERVAL, BLUEGREEN_SHUTDOWN_GRACE (seconds),
+BLUEGREEN_AWS_DESCRIBE_RATE (RDS describe calls a second, for each environment; a file's `aws_describe_rate` wins),
+LOG_LEVEL (DEBUG, INFO, WARNING, ERROR), LOG_FORMAT (text, json), plus AWS's own (AWS_REGION, AWS_ENDPOINT_URL,
+...). Any other BLUEGREEN_* variable is refused as a likely typo.
 
 The TOML file (`bot/config_file.py`) defines the environments:
 
@@ -26,14 +29,16 @@ environments, and at most one environment may leave `channels` out (it then serv
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot import config_types as types
-from bot.config_file import APPROVAL_TTL_RANGE, read_environments
+from bot.config_file import APPROVAL_TTL_RANGE, DESCRIBE_RATE_RANGE, read_environments
 from bot.config_types import DAYS, USER_ID, ConfigError, MaintenanceWindow, refuse
+from bot.logs import FORMATS, LEVELS
 
 __all__ = [
     "DAYS",
@@ -72,6 +77,7 @@ class Environment:
     max_replica_lag: float = 30.0  # readiness gate: green's replica lag must be under this (seconds)
     lag_wait: float = 300.0  # right before detaching: how long a failing lag gate waits, re-checking
     fix_drift: bool = False  # after a switchover: restore deletion protection and tags on the new primary
+    aws_describe_rate: float = 10.0  # RDS describe calls a second, for the whole environment (bot/aws/describe_budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,9 @@ class Settings:
     environments: Mapping[str, Environment]
     slack: SlackSettings
     shutdown_grace: float = 20.0  # after SIGTERM: how long runs with a proxy detached may take to hand over cleanly
+    metrics_port: int = 9102  # Socket Mode: the listener for /metrics, /healthz and /readyz
+    log_level: str = "INFO"  # LOG_LEVEL, one of bot.logs.LEVELS
+    log_format: str = "text"  # LOG_FORMAT, one of bot.logs.FORMATS
 
     def environment(self, name: str | None = None) -> Environment:
         if name is None:
@@ -149,6 +158,21 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _rate(env: Mapping[str, str], name: str, default: float) -> float:
+    """Calls a second, within `DESCRIBE_RATE_RANGE`."""
+    text = env.get(name)
+    if text is None:
+        return default
+    low, high = DESCRIBE_RATE_RANGE
+    try:
+        number = float(text.strip())
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise refuse(name, f"expected a number of calls a second, got {text!r}", f"set a number {low:g}-{high:g}")
+    return float(types.in_range(number, name, low, high))
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     text = env.get(name)
     if text is None:
@@ -158,6 +182,16 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if text.strip().lower() in {"false", "0", "no"}:
         return False
     raise refuse(name, f"expected true or false, got {text!r}", "set it to true or false")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of `choices`, in any case; refused otherwise (an empty value too)."""
+    text = env.get(name)
+    if text is None:
+        return default
+    if text.strip().lower() not in {choice.lower() for choice in choices}:
+        raise refuse(name, f"{text!r} is not one of {', '.join(choices)}", f"set it to one of {', '.join(choices)}")
+    return text.strip()
 
 
 def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
@@ -192,6 +226,7 @@ def load_settings(
         max_replica_lag=_seconds(variables, "BLUEGREEN_MAX_REPLICA_LAG", 30.0, minimum=0.0),
         lag_wait=_seconds(variables, "BLUEGREEN_LAG_WAIT", 300.0, minimum=0.0),
         fix_drift=_flag(variables, "BLUEGREEN_FIX_DRIFT", False),
+        aws_describe_rate=_rate(variables, "BLUEGREEN_AWS_DESCRIBE_RATE", 10.0),
     )
     config_path = variables.get("BLUEGREEN_CONFIG")
     if config_path:
@@ -202,6 +237,12 @@ def load_settings(
     slack = _slack_settings(variables, require_slack=require_slack, socket_mode=socket_mode)
     db_path = variables.get("BLUEGREEN_DB") or "bluegreen.db"
     shutdown_grace = _seconds(variables, "BLUEGREEN_SHUTDOWN_GRACE", 20.0, minimum=0.0)
+    log_level = _choice(variables, "LOG_LEVEL", LEVELS, "INFO").upper()
+    log_format = _choice(variables, "LOG_FORMAT", FORMATS, "text").lower()
+    metrics_text = variables.get("METRICS_PORT")
+    metrics_port = (
+        9102 if metrics_text is None else types.env_integer(metrics_text, "METRICS_PORT", minimum=1, maximum=65535)
+    )
     unknown = sorted(
         name
         for name in variables
@@ -213,7 +254,15 @@ def load_settings(
             "unknown variable (not a bluegreen-bot setting)",
             "correct its name or unset it; the settings are listed in the README, 'Configuration'",
         )
-    return Settings(db_path=db_path, environments=environments, slack=slack, shutdown_grace=shutdown_grace)
+    return Settings(
+        db_path=db_path,
+        environments=environments,
+        slack=slack,
+        shutdown_grace=shutdown_grace,
+        metrics_port=metrics_port,
+        log_level=log_level,
+        log_format=log_format,
+    )
 
 
 def _require_people(env: Environment, operators_setting: str, approvers_setting: str, how: str) -> None:

@@ -7,6 +7,7 @@ defaults and checks the environments against each other.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from bot.config_types import ConfigError, MaintenanceWindow, refuse
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 APPROVAL_TTL_RANGE = (1.0, 86400.0)  # seconds: an approval request valid for more than a day is a standing grant
 SWITCHOVER_TIMEOUT_RANGE = (30, 3600)  # AWS's bounds for SwitchoverTimeout
+DESCRIBE_RATE_RANGE = (0.5, 1000.0)  # calls a second: below 0.5 a scan of a large account takes hours
 
 Reader = Callable[[object, str], Any]
 
@@ -51,12 +53,26 @@ KEYS: dict[str, tuple[Reader, str]] = {
     "max_replica_lag": (lambda v, s: types.seconds(v, s, minimum=0, maximum=86400), "number of seconds"),
     "lag_wait": (lambda v, s: types.seconds(v, s, minimum=0, maximum=86400), "number of seconds"),
     "fix_drift": (types.boolean, "boolean"),
+    "aws_describe_rate": (
+        lambda v, s: _rate(v, s, *DESCRIBE_RATE_RANGE),
+        "number of RDS describe calls a second, 0.5-1000",
+    ),
 }
 EMPTY_LIST_FIXES = {
     "channels": "list the channel ids, or leave `channels` out to accept every channel",
     "operators": "list who may start runs (user or user-group ids)",
     "approvers": "list who may approve switchovers (user or user-group ids)",
 }
+
+
+def _rate(value: object, setting: str, minimum: float, maximum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise refuse(
+            setting,
+            f"expected a number of calls a second, got {types.describe(value)}",
+            f"write a number {minimum:g}-{maximum:g}",
+        )
+    return float(types.in_range(value, setting, minimum, maximum))
 
 
 def _non_empty(items: list[str], setting: str, key: str) -> list[str]:

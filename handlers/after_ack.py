@@ -50,6 +50,11 @@ class AfterAck:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def pending(self) -> int:
+        """Work spawned and not finished yet: running, or waiting for a slot (the metrics' queue depth)."""
+        return len(self._tasks)
+
     async def drain(self, timeout: float | None = None) -> bool:
         """Let the answers in flight, and those still queued behind the slots, finish (shutdown), including any spawned
         meanwhile. True once none is left; False if `timeout` seconds passed first (those left are not cancelled)."""

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -31,12 +32,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
 from bot.config import ConfigError, Settings, load_settings
+from bot.logs import configure_logging, known_secrets
 from bot.sinks.console import ConsoleSink
 from bot.workflow.draining import SERVE_HINT, SigtermHandler
 from bot.workflow.engine import Engine
+from bot.workflow.metrics import BotMetrics
+from bot.workflow.readyz import Readiness
 from handlers.after_ack import AfterAck
 from handlers.approvers import ApproverResolver
 from handlers.guards import ReplayGuard, ephemeral_response
+from handlers.health import add_routes, instrumented_session, readiness_for, start_listener
 from handlers.ids import CreateModalBlockIds
 from handlers.messages import replies
 from handlers.pacing import PacedWebClient
@@ -46,7 +51,6 @@ from storage import Store, open_store
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-HEALTH_PATH = "/healthz"
 RESTARTING, RESTARTING_FIX = "The bot is restarting, so nothing was done.", "Try again in a minute."
 AFTER_ACK_DRAIN_MINIMUM = 3.0  # seconds to send the queued answers, even when the grace is spent
 SLACK_TIMEOUT = 10  # seconds per Web API call; the retry handlers add their own waits
@@ -70,9 +74,11 @@ def quiet_noisy_loggers() -> None:
     logging.getLogger("slack_sdk").setLevel(max(logging.INFO, logging.getLogger("slack_sdk").level))
 
 
-def build_client(settings: Settings) -> AsyncWebClient:
+def build_client(settings: Settings, *, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """The Web API client; `session` (shared with Bolt's per-request clients) is how the metrics see every call."""
     return AsyncWebClient(
         token=settings.slack.bot_token,
+        session=session,
         base_url=settings.slack.api_url or AsyncWebClient.BASE_URL,
         timeout=SLACK_TIMEOUT,
         retry_handlers=[
@@ -154,19 +160,17 @@ def refuse_while_restarting(
     return refuse_while_restarting
 
 
-def build_web_app(app: AsyncApp, engine: Engine | None = None) -> web.Application:
-    """The aiohttp application: Bolt's `POST /slack/events` plus `GET /healthz`."""
+def build_web_app(
+    app: AsyncApp,
+    engine: Engine | None = None,
+    *,
+    metrics: BotMetrics | None = None,
+    readiness: Readiness | None = None,
+) -> web.Application:
+    """The aiohttp application: Bolt's `POST /slack/events`, `GET /healthz`, and `GET /metrics` and `GET /readyz`
+    when given their source (`handlers.health`)."""
     web_app = app.web_app(path=EVENTS_PATH)
-
-    async def health(_: web.Request) -> web.Response:
-        if _shutting_down(engine):  # a readiness probe takes the process out of rotation while it drains
-            return web.json_response({"ok": False, "stopping": True}, status=503)
-        body: dict[str, object] = {"ok": True}
-        if engine is not None:
-            body["active_runs"] = len(engine.runs(active_only=True, limit=1000))
-        return web.json_response(body)
-
-    web_app.router.add_get(HEALTH_PATH, health)
+    add_routes(web_app, engine, metrics=metrics, readiness=readiness)
     return web_app
 
 
@@ -183,27 +187,37 @@ class BotRuntime:
     app: AsyncApp
     after_ack: AfterAck
     sigterm: SigtermHandler
+    metrics: BotMetrics | None = None
+    readiness: Readiness | None = None
 
 
 @contextlib.asynccontextmanager
 async def bot_runtime(settings: Settings, *, socket_mode: bool = False) -> AsyncIterator[BotRuntime]:
     store = open_store(settings.db_path)
-    client = build_client(settings)
+    metrics = BotMetrics(store)
+    session = instrumented_session(metrics)
+    client = build_client(settings, session=session)
     approvers = ApproverResolver(client)
     # Paced: many runs at once must not exceed Slack's per-channel and per-workspace limits.
     slack_sink = SlackThreadSink(PacedWebClient(client), store, settings=settings)
     engine = Engine(
         store=store,
         settings=settings,
-        sinks=[slack_sink, ConsoleSink(sys.stderr)],
+        # With JSON logs stderr is the log stream, one JSON object a line: progress stays in the thread only.
+        sinks=[slack_sink, *([ConsoleSink(sys.stderr)] if settings.log_format == "text" else []), metrics],
         approver_check=approvers.approver_check,
     )
+    engine.gateways.observe(metrics.aws_call)
     slack_sink.report_to(engine)  # an approval request the channel cannot show is withdrawn there
     after_ack = AfterAck()
     app = build_app(engine, settings, client=client, approvers=approvers, socket_mode=socket_mode, after_ack=after_ack)
     # SIGINT too: Ctrl-C in a terminal stops as cleanly as a deploy does. Installed before any run is resumed.
     sigterm = SigtermHandler(engine, settings.shutdown_grace, hint=SERVE_HINT, signals=(signal.SIGTERM, signal.SIGINT))
-    runtime = BotRuntime(settings, store, client, approvers, slack_sink, engine, app, after_ack, sigterm)
+    metrics.watch_queue(lambda: after_ack.pending)
+    readiness = readiness_for(store, settings, engine, metrics, client)
+    runtime = BotRuntime(
+        settings, store, client, approvers, slack_sink, engine, app, after_ack, sigterm, metrics, readiness
+    )
     sigterm.install()
     try:
         resumed = await engine.resume_unfinished()
@@ -216,6 +230,7 @@ async def bot_runtime(settings: Settings, *, socket_mode: bool = False) -> Async
         sigterm.uninstall()
         await engine.aclose()
         await slack_sink.aclose()
+        await session.close()
         store.close()
 
 
@@ -233,7 +248,8 @@ async def _warm_up(runtime: BotRuntime) -> None:
 async def serve_http(settings: Settings, *, host: str = "0.0.0.0", port: int | None = None) -> bool:
     """Serves until SIGTERM or SIGINT, then stops cleanly (see the module). False if a proxy was left detached."""
     async with bot_runtime(settings) as runtime:
-        runner = web.AppRunner(build_web_app(runtime.app, runtime.engine), access_log=None)
+        web_app = build_web_app(runtime.app, runtime.engine, metrics=runtime.metrics, readiness=runtime.readiness)
+        runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host=host, port=settings.slack.port if port is None else port)
         await site.start()
@@ -252,13 +268,21 @@ async def serve_socket(settings: Settings) -> bool:
     if not settings.slack.app_token:
         raise ConfigError("missing setting: SLACK_APP_TOKEN (an xapp- app-level token, for Socket Mode)")
     async with bot_runtime(settings, socket_mode=True) as runtime:
-        handler = AsyncSocketModeHandler(runtime.app, settings.slack.app_token)
-        await handler.connect_async()
-        log.info("bluegreen-bot connected over Socket Mode")
+        assert runtime.metrics is not None and runtime.readiness is not None
+        listener = await start_listener(
+            settings.metrics_port, runtime.engine, metrics=runtime.metrics, readiness=runtime.readiness
+        )
+        log.info("metrics, /healthz and /readyz on port %s", settings.metrics_port)
         try:
-            return await _until_stopped(runtime)
+            handler = AsyncSocketModeHandler(runtime.app, settings.slack.app_token)
+            await handler.connect_async()
+            log.info("bluegreen-bot connected over Socket Mode")
+            try:
+                return await _until_stopped(runtime)
+            finally:
+                await handler.close_async()
         finally:
-            await handler.close_async()
+            await listener.cleanup()
 
 
 async def _until_stopped(runtime: BotRuntime) -> bool:
@@ -281,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot serve", description="Run the Slack bot.")
     parser.add_argument("--socket", action="store_true", help="Socket Mode with SLACK_APP_TOKEN")
     socket_mode = parser.parse_args(argv or []).socket
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(require_slack=True, socket_mode=socket_mode)
+        configure_logging(settings.log_level, settings.log_format, secrets=known_secrets())
         clean = asyncio.run(serve_socket(settings) if socket_mode else serve_http(settings))
     except ConfigError as error:
         print(f"bluegreen-bot: {error}", file=sys.stderr)

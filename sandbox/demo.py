@@ -189,6 +189,7 @@ def _running(speed: float) -> Iterator[_Stack]:
             "BLUEGREEN_OPERATORS": f"{ALICE},{BOB}",
             "BLUEGREEN_APPROVERS": BOB,
             "BLUEGREEN_PROXY_PROBES": probes,
+            "BLUEGREEN_AWS_DESCRIBE_RATE": "1000",  # the sandbox has no RDS rate limit; 10/s is for real accounts
             "AWS_ENDPOINT_URL": sandbox.endpoint,
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "sandbox",

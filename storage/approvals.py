@@ -98,6 +98,14 @@ class Approvals:
             row = fetch_one(db, "SELECT * FROM approvals WHERE id = ?", (request_id,))
         return None if row is None else ApprovalRequest.from_row(row)
 
+    def pending_count(self, now: float | None = None) -> int:
+        """How many requests wait for a decision and have not expired at `now`."""
+        at = time.time() if now is None else now
+        with self._tx.reading() as db:
+            sql = "SELECT COUNT(*) AS n FROM approvals WHERE status = 'pending' AND expires_at > ?"
+            row = fetch_one(db, sql, (at,))
+        return int(row["n"]) if row else 0
+
     def latest(self, run_id: str, kind: str | None = None) -> ApprovalRequest | None:
         """The run's most recent request (of `kind`, if given), whatever its status; None if there is none."""
         sql = "SELECT * FROM approvals WHERE run_id = ?"

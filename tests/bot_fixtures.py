@@ -38,7 +38,7 @@ from bot.errors import ApprovalRefused, BadRequest
 from bot.planning.plan import Plan, StepSpec
 from bot.planning.requests import RunRequest
 from bot.workflow.engine import DatabaseStatus, Engine
-from bot.workflow.runner import GatewayPool
+from bot.workflow.gateway_pool import GatewayPool
 from handlers.app import build_app, build_web_app
 from handlers.approvers import ApproverResolver
 from handlers.thread.sink import SlackThreadSink
@@ -72,6 +72,7 @@ def bot_environment(
         "BLUEGREEN_CONFIG": str(config),
         "BLUEGREEN_DB": str(tmp_path / "bluegreen.db"),
         "AWS_REGION": "us-east-1",
+        "BLUEGREEN_AWS_DESCRIBE_RATE": "1000",  # as in engine_fixtures.engine_env: the sandbox needs no budget
         **(extra or {}),
     }
 

@@ -14,7 +14,7 @@ from bot.config import Settings, load_settings
 from bot.planning.requests import RunRequest
 from bot.workflow.engine import Engine
 from bot.workflow.events import Event
-from bot.workflow.runner import GatewayPool
+from bot.workflow.gateway_pool import GatewayPool
 from sandbox.aws import Sandbox
 from sandbox.waiting import async_wait_until
 from storage import ApprovalRequest, Store, open_store
@@ -41,6 +41,9 @@ def engine_env(db_path: Path, **extra: str) -> dict[str, str]:
         "BLUEGREEN_APPROVAL_TTL": "30",
         "BLUEGREEN_TARGET_TIMEOUT": "10",
         "BLUEGREEN_NATIVE_FOLLOW_TIMEOUT": "3",
+        # The sandbox has no RDS rate limit and runs simulated time fast: the default budget (10 calls a second)
+        # would only slow the suite down. tests/test_proxy_index.py tests the budget itself with low rates.
+        "BLUEGREEN_AWS_DESCRIBE_RATE": "1000",
         **extra,
     }
 

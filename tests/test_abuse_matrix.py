@@ -9,6 +9,7 @@ mutation (any call but Describe*/List*/GetMetric*) made after the abuse.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import io
@@ -16,12 +17,13 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.logs import LIBRARY_FLOOR, OWN_PACKAGES, configure_logging, known_secrets
 from bot.sinks.console import ConsoleSink
 from handlers.guards import ReplayGuard
 from handlers.ids import ApprovalActions
@@ -309,31 +311,53 @@ async def test_no_secret_in_any_log_or_message_of_a_full_run(sandbox: Sandbox, t
     def engine_with_console(store, settings, sinks, approvers):
         return sandbox_engine(sandbox.endpoint)(store, settings, [*sinks, ConsoleSink(console)], approvers)
 
-    async with SlackStandIn(signing_secret=signing_secret, bot_token=bot_token) as slack:
-        settings = make_settings(
-            tmp_path, slack.base_url, extra={"SLACK_BOT_TOKEN": bot_token, "SLACK_SIGNING_SECRET": signing_secret}
-        )
-        async with serve_bot(slack, settings, engine_with_console) as bot:
-            every_logger_at_debug(caplog)
-            run_id, request = await switchover_waiting_for_approval(slack, bot)
-            await click_button(slack, request, ALICE)  # refused: logged
-            assert (await slack.send_command(user_id=ALICE, text="runs", sign=False)).status == 401
-            assert (await click_button(slack, request, BOB)).status == 200
-            assert (await bot.engine.wait(run_id, within=RUN_TIMEOUT)).status == "succeeded"
-            await asyncio.wait_for(bot.sink.drain(), 10)
-            assert_thread_complete(slack, bot.store, run_id)
-            recorded = [json.dumps([call.method, call.params], default=str) for call in slack.calls()] + [
-                json.dumps([message.text, message.blocks, [(r.text, r.blocks) for r in message.replies]])
-                for message in slack.messages(OPS)
-            ]
-            recorded += [json.dumps(item) for item in slack.ephemerals() + slack.views()]
+    secret_variables = {"SLACK_BOT_TOKEN": bot_token, "SLACK_SIGNING_SECRET": signing_secret}
+    with json_logs(secret_variables) as json_stream:
+        async with SlackStandIn(signing_secret=signing_secret, bot_token=bot_token) as slack:
+            settings = make_settings(tmp_path, slack.base_url, extra=secret_variables)
+            async with serve_bot(slack, settings, engine_with_console) as bot:
+                every_logger_at_debug(caplog)
+                run_id, request = await switchover_waiting_for_approval(slack, bot)
+                await click_button(slack, request, ALICE)  # refused: logged
+                assert (await slack.send_command(user_id=ALICE, text="runs", sign=False)).status == 401
+                assert (await click_button(slack, request, BOB)).status == 200
+                assert (await bot.engine.wait(run_id, within=RUN_TIMEOUT)).status == "succeeded"
+                await asyncio.wait_for(bot.sink.drain(), 10)
+                assert_thread_complete(slack, bot.store, run_id)
+                recorded = [json.dumps([call.method, call.params], default=str) for call in slack.calls()] + [
+                    json.dumps([message.text, message.blocks, [(r.text, r.blocks) for r in message.replies]])
+                    for message in slack.messages(OPS)
+                ]
+                recorded += [json.dumps(item) for item in slack.ephemerals() + slack.views()]
 
-    places = {"logs": caplog.text, "console": console.getvalue(), "slack": "\n".join(recorded)}
+    places = {
+        "logs": caplog.text,
+        "JSON logs": json_stream.getvalue(),
+        "console": console.getvalue(),
+        "slack": "\n".join(recorded),
+    }
     assert len(caplog.records) > 50 and "DEBUG" in caplog.text  # the logs really were captured, in detail
+    json_lines = [json.loads(line) for line in places["JSON logs"].splitlines()]  # every line parses
+    assert len(json_lines) > 50 and any(line.get("run_id") == run_id for line in json_lines)
     assert run_id in places["console"] and run_id in places["slack"]
     for where, text in places.items():
         for name, secret in (("bot token", bot_token), ("signing secret", signing_secret)):
             assert secret not in text, f"the {name} appears in the {where}"
+
+
+@contextlib.contextmanager
+def json_logs(variables: dict[str, str]) -> Iterator[io.StringIO]:
+    """The bot's log handler as `serve` installs it with LOG_FORMAT=json and these secret variables set, writing to a
+    buffer; removed afterwards, with the levels it set."""
+    levels = {name: logging.getLogger(name).level for name in ("", *OWN_PACKAGES, *LIBRARY_FLOOR)}
+    stream = io.StringIO()
+    handler = configure_logging("DEBUG", "json", stream=stream, secrets=known_secrets(variables))
+    try:
+        yield stream
+    finally:
+        logging.getLogger().removeHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def every_logger_at_debug(caplog: pytest.LogCaptureFixture) -> None:

@@ -111,6 +111,15 @@ BAD = {
     "env-user-name": Bad("BLUEGREEN_APPROVERS", env={"BLUEGREEN_OPERATORS": "U0ALICE", "BLUEGREEN_APPROVERS": "bob"}),
     "env-api-url-without-slash": Bad("SLACK_API_URL", env={**PEOPLE, "SLACK_API_URL": "https://slack.com/api"}),
     "env-config-missing": Bad("BLUEGREEN_CONFIG", env={**PEOPLE, "BLUEGREEN_CONFIG": "/nonexistent/bluegreen.toml"}),
+    "env-log-level-unknown": Bad("LOG_LEVEL", env={**PEOPLE, "LOG_LEVEL": "LOUD"}),
+    "env-log-format-unknown": Bad("LOG_FORMAT", env={**PEOPLE, "LOG_FORMAT": "xml"}),
+    "env-log-level-empty": Bad("LOG_LEVEL", env={**PEOPLE, "LOG_LEVEL": ""}),
+    "env-describe-rate-unparsable": Bad(
+        "BLUEGREEN_AWS_DESCRIBE_RATE", env={**PEOPLE, "BLUEGREEN_AWS_DESCRIBE_RATE": "fast"}
+    ),
+    "env-describe-rate-out-of-range": Bad(
+        "BLUEGREEN_AWS_DESCRIBE_RATE", env={**PEOPLE, "BLUEGREEN_AWS_DESCRIBE_RATE": "0.1"}
+    ),
 }
 
 
@@ -164,7 +173,17 @@ def test_without_a_file_the_default_environment_comes_from_the_variables() -> No
     assert env.approvers == frozenset({"U0BOB"})
 
 
-@pytest.mark.parametrize("name", ["section-typo", "channels-as-string", "env-no-operators", "channel-claimed-twice"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "section-typo",
+        "channels-as-string",
+        "env-no-operators",
+        "channel-claimed-twice",
+        "env-log-level-unknown",
+        "env-log-format-unknown",
+    ],
+)
 @pytest.mark.parametrize("command", [["runs"], ["status", "orders-pg"], ["plan", "orders-pg"]])
 def test_every_cli_command_exits_2_naming_the_key(
     name: str, command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -183,7 +202,17 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize("name", ["section-typo", "channels-as-string", "boolean-as-string", "env-no-approvers"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "section-typo",
+        "channels-as-string",
+        "boolean-as-string",
+        "env-no-approvers",
+        "env-log-level-unknown",
+        "env-log-format-unknown",
+    ],
+)
 def test_serve_exits_2_without_listening(name: str, tmp_path: Path) -> None:
     case = BAD[name]
     port = _free_port()

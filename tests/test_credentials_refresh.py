@@ -25,7 +25,7 @@ from bot.aws.gateway import AwsGateway
 from bot.config import Environment, Settings
 from bot.errors import AwsError
 from bot.workflow.engine import Engine
-from bot.workflow.runner import GatewayPool
+from bot.workflow.gateway_pool import GatewayPool
 from sandbox.aws import Sandbox
 from sandbox.waiting import async_wait_until
 from storage import Store

@@ -9,7 +9,8 @@ Every call that reaches AWS raises `bot.errors.AwsError` on failure: the subclas
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -21,24 +22,23 @@ from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot import errors
-from bot.aws.commands import aws_command, target_params
+from bot.aws.commands import aws_command
 from bot.aws.credentials import RoleCredentials, assumed_role_credentials, use_credentials
 from bot.aws.database_reads import DatabaseReads
 from bot.aws.deployment_events import DeploymentEvents
 from bot.aws.faults import translate
-from bot.aws.models import Database, Deployment, Proxy, ProxyTarget, Registration
+from bot.aws.models import Database, Deployment
+from bot.aws.rds_proxies import RdsProxies
 from bot.aws.responses import (
     parse_cluster,
     parse_deployment,
     parse_instance,
-    parse_proxy,
-    parse_target,
-    registered_as,
     version_key,
 )
 from bot.aws.settings_changes import SettingsChanges
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 RETRY_CONFIG = AioConfig(
     # Few attempts here: inside a detached window the steps retry on their own 0.2-0.5 s rhythm rather than
@@ -47,6 +47,10 @@ RETRY_CONFIG = AioConfig(
     connect_timeout=5,
     read_timeout=30,
 )
+
+
+def _log_fields(action: str, request_id: str | None) -> dict[str, str | None]:
+    return {"action": action, "aws_request_id": request_id}  # JSON log lines carry them (bot/logs.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,7 @@ class Mutation:
     response: dict[str, Any]
 
 
-class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
+class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges, RdsProxies):
     """One per AWS account/region. Use as an async context manager, or call `close()`.
 
     Failures raise `bot.errors.AwsError` (see the module docstring) unless a method says otherwise. With `role_arn`
@@ -82,6 +86,9 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
         self._lock = asyncio.Lock()
         self._session: AioSession | None = None
         self._credentials: Any = None  # the role's credentials, shared by every client; None without role_arn
+        # Told of every call: (action, the error or None, seconds). Metrics and readiness use it; it must not raise.
+        self.observer: Callable[[str, BaseException | None, float], None] | None = None
+        self._start_discovery()
 
     async def __aenter__(self) -> AwsGateway:
         return self
@@ -129,16 +136,31 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
         return await assumed_role_credentials(self._role_arn, region=self._region, endpoint_url=self._endpoint_url)
 
     async def _call(self, action: str, resource: str | None = None, service: str = "rds", **params: Any) -> dict:
+        await self._take_describe_token(action, service)
         client = await self._client(service)
         method = getattr(client, xform_name(action))
+        started = time.monotonic()
+        error: BaseException | None = None  # what the observer is told
         try:
-            return await method(**params)
+            response = await method(**params)
         except ClientError as exc:
-            raise translate(exc, action, resource) from exc
+            raise (error := translate(exc, action, resource)) from exc
         except BotoCoreError as exc:  # connection errors after botocore's own retries
-            raise errors.AwsError(
-                f"{action}: {exc}", code=type(exc).__name__, action=action, resource=resource, http_status=599
+            raise (
+                error := errors.AwsError(
+                    f"{action}: {exc}", code=type(exc).__name__, action=action, resource=resource, http_status=599
+                )
             ) from exc
+        except BaseException as exc:  # cancelled (the caller gave up) or a bug: not a success either
+            error = exc
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer(action, error, time.monotonic() - started)
+            if isinstance(error, errors.AwsError):
+                log.debug("aws %s failed: %s", action, error.code, extra=_log_fields(action, error.request_id))
+        log.debug("aws %s ok", action, extra=_log_fields(action, response.get("ResponseMetadata", {}).get("RequestId")))
+        return response
 
     async def _describe(
         self, action: str, key: str, parse: Callable[[dict], T], resource: str, **params: Any
@@ -264,96 +286,6 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges):
         return await self._mutate(
             "DeleteDBInstance", identifier, DBInstanceIdentifier=identifier, SkipFinalSnapshot=True
         )
-
-    # ----- RDS Proxy ------------------------------------------------------------------------------------------
-
-    async def proxies(self) -> list[Proxy]:
-        """Every RDS Proxy in the account and region (all pages)."""
-        return [parse_proxy(p) async for p in self._pages("DescribeDBProxies", "DBProxies")]
-
-    async def target_groups(self, proxy: str) -> list[str]:
-        """The names of the proxy's target groups; NotFound if the proxy does not exist."""
-        return [
-            group["TargetGroupName"]
-            async for group in self._pages("DescribeDBProxyTargetGroups", "TargetGroups", proxy, DBProxyName=proxy)
-        ]
-
-    async def targets(self, proxy: str, target_group: str = "default") -> list[ProxyTarget]:
-        """Every target entry of the target group, health included; NotFound if the proxy or group does not exist."""
-        return [
-            parse_target(proxy, target_group, t)
-            async for t in self._pages(
-                "DescribeDBProxyTargets", "Targets", proxy, DBProxyName=proxy, TargetGroupName=target_group
-            )
-        ]
-
-    async def registrations(self, database: Database) -> list[Registration]:
-        """Every proxy target group the database is registered with (one database may sit behind several)."""
-
-        async def of_proxy(proxy: Proxy) -> list[Registration]:
-            found = []
-            for group in await self.target_groups(proxy.name):
-                if any(registered_as(database, t) for t in await self.targets(proxy.name, group)):
-                    found.append(Registration(proxy.name, group))
-            return found
-
-        per_proxy = await asyncio.gather(*(of_proxy(p) for p in await self.proxies()))
-        return [registration for found in per_proxy for registration in found]
-
-    async def register(self, registration: Registration, database: Database) -> Mutation:
-        """Register the instance or cluster with the target group; AlreadyRegistered if it already is."""
-        return await self._mutate(
-            "RegisterDBProxyTargets",
-            f"{database.identifier} on {registration.label}",
-            **target_params(registration, database.identifier, database.kind),
-        )
-
-    async def deregister(self, registration: Registration, database: Database) -> Mutation:
-        """Deregister the instance or cluster from the target group; NotRegistered if it is not registered."""
-        return await self._mutate(
-            "DeregisterDBProxyTargets",
-            f"{database.identifier} on {registration.label}",
-            **target_params(registration, database.identifier, database.kind),
-        )
-
-    async def proxy_metrics(self, proxy: str, *, minutes: int = 5) -> dict[str, float | None] | None:
-        """Latest ClientConnections / DatabaseConnections / AvailabilityPercentage, or None when CloudWatch is out
-        of reach or not permitted (the caller reports the check as unavailable). Never raises for AWS."""
-        names = ("ClientConnections", "DatabaseConnections", "AvailabilityPercentage")
-        end = dt.datetime.now(dt.UTC)
-        queries = [
-            {
-                "Id": f"m{i}",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": "AWS/RDS",
-                        "MetricName": name,
-                        "Dimensions": [{"Name": "ProxyName", "Value": proxy}],
-                    },
-                    "Period": 60,
-                    "Stat": "Maximum",
-                },
-            }
-            for i, name in enumerate(names)
-        ]
-        try:
-            response = await self._call(
-                "GetMetricData",
-                proxy,
-                service="cloudwatch",
-                MetricDataQueries=queries,
-                StartTime=end - dt.timedelta(minutes=minutes),
-                EndTime=end,
-                ScanBy="TimestampDescending",
-            )
-        except errors.AwsError:
-            return None
-        values: dict[str, float | None] = dict.fromkeys(names)
-        for result in response.get("MetricDataResults", []):
-            index = int(result["Id"][1:])
-            if result.get("Values"):
-                values[names[index]] = float(result["Values"][0])
-        return values
 
     # ----- Blue/Green Deployments -----------------------------------------------------------------------------
 

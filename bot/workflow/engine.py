@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 
 from bot.aws.gateway import AwsGateway
 from bot.aws.models import Database, Deployment, ProxyTarget, Registration
-from bot.aws.responses import health_of
 from bot.config import Environment, Settings
 from bot.errors import BadRequest
 from bot.gates.evaluate import check_prerequisites
@@ -20,7 +19,9 @@ from bot.planning.requests import RunRequest, check_run_id
 from bot.workflow import draining
 from bot.workflow.approvals import ApprovalDesk, ApproverCheck, ids_only
 from bot.workflow.events import EventBus, RunSnapshot, Sink
-from bot.workflow.runner import GatewayPool, Runner, add_steps, process_owner, snapshot_of
+from bot.workflow.gateway_pool import GatewayPool
+from bot.workflow.owners import process_owner
+from bot.workflow.runner import Runner, add_steps, snapshot_of
 from bot.workflow.steps.compensation import request_abandonment
 from storage import ApprovalRequest, LockConflict, RunRecord, Store
 
@@ -97,9 +98,15 @@ class Engine:
             )
         return database
 
-    async def observe(self, request: RunRequest) -> Observed:
+    async def observe(self, request: RunRequest, *, fresh_after: float | None = None) -> Observed:
         """What AWS says about the database. Identical look-ups in flight at the same moment (a burst of `status`
-        or `plan` for one database) share one set of AWS calls; nothing is kept once they are answered."""
+        or `plan` for one database) share one set of AWS calls; nothing is kept once they are answered.
+
+        With `fresh_after` (the proxy index's clock, taken when a run was requested) the proxies come from a scan that
+        started at or after it, so no registration made before the request is missed; such a look-up is not shared
+        with one already in flight (the index still shares its scan)."""
+        if fresh_after is not None:
+            return await self._observe(request, fresh_after)
         key = (request.environment, request.database)
         pending = self._observing.get(key)
         if pending is None:
@@ -108,17 +115,14 @@ class Engine:
             pending.add_done_callback(lambda _: self._observing.pop(key, None))
         return await asyncio.shield(pending)
 
-    async def _observe(self, request: RunRequest) -> Observed:
+    async def _observe(self, request: RunRequest, fresh_after: float | None = None) -> Observed:
         gateway = self._gateway(self._env(request.environment))
         database = await self._database(gateway, request.database)
-        registrations, deployments, switched = await asyncio.gather(
-            gateway.registrations(database),
+        (registrations, targets), deployments, switched = await asyncio.gather(
+            gateway.proxy_view(database, fresh_after=fresh_after),
             gateway.deployments_for(database),
             gateway.deployments_for(database, role="target"),
         )
-        targets: list[ProxyTarget] = []
-        for registration in registrations:
-            targets += health_of(database, await gateway.targets(registration.proxy, registration.target_group))
         green = None
         live = next((d for d in deployments if d.status != "DELETING"), None)
         if live and live.target_arn:
@@ -176,7 +180,8 @@ class Engine:
         self._refuse_while_shutting_down()
         env = self._env(request.environment)
         request = with_environment_defaults(request, env)
-        observed = await self.observe(request)
+        requested_at = self._gateway(env).proxy_index.clock()
+        observed = await self.observe(request, fresh_after=requested_at)
         plan = build_plan(request, observed, switchover_timeout=env.switchover_timeout)
         plan = await check_prerequisites(self._gateway(env), request, observed, plan)  # GatesFailed: nothing changed
         self._refuse_while_shutting_down()

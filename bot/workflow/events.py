@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.logs import log_context
 from storage import RunRecord, StepRecord
 
 log = logging.getLogger(__name__)
@@ -167,8 +168,11 @@ class EventBus:
     async def _work(sink: Sink, queue: asyncio.Queue[Event]) -> None:
         while True:
             event = await queue.get()
+            # The worker was started inside whichever run published first: log under this event's run instead.
+            run = event.snapshot.run
             try:
-                await sink.emit(event)
+                with log_context(run_id=run.id, environment=run.environment, step=None):
+                    await sink.emit(event)
             except Exception:  # a sink must never break a run
                 log.exception("sink %s failed on %s", type(sink).__name__, type(event).__name__)
             finally:

@@ -8,10 +8,13 @@ new one, so the engine can report how much of the window was its own detection l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
+
+from bot.aws.describe_budget import critical
 
 T = TypeVar("T")
 
@@ -22,6 +25,7 @@ class PollPolicy:
     maximum: float
     factor: float
     timeout: float
+    critical: bool = False  # probes go first on the describe budget (`bot/aws/describe_budget.py`)
 
     def within(self, timeout: float) -> PollPolicy:
         return replace(self, timeout=timeout)
@@ -35,7 +39,7 @@ class PollPolicy:
 
 # Inside a proxy-detached window, and wherever a proxy's target is being restored: every 0.2 s (about 5 calls a
 # second, well inside RDS's API limits; botocore's adaptive mode slows the client down if AWS throttles it).
-CRITICAL = PollPolicy(first=0.2, maximum=0.2, factor=1.0, timeout=3900.0)
+CRITICAL = PollPolicy(first=0.2, maximum=0.2, factor=1.0, timeout=3900.0, critical=True)
 # Long transitions: provisioning a green environment, an engine upgrade, deleting a database.
 SLOW = PollPolicy(first=0.2, maximum=20.0, factor=1.5, timeout=6 * 3600.0)
 
@@ -71,7 +75,8 @@ async def wait_for(
         if check_cancel:
             check_cancel()
         sent = clock()
-        value = await probe()
+        with critical() if policy.critical else contextlib.nullcontext():
+            value = await probe()
         polls += 1
         if value is not None:
             return WaitResult(value, polls, started, last_miss_sent, clock())

@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +17,7 @@ from bot.aws.gateway import AwsGateway
 from bot.config import Environment, Settings
 from bot.errors import BlueGreenError, RunCancelled
 from bot.planning.plan import StepSpec, compensation_steps
-from bot.workflow import draining, failpoints, monitoring
+from bot.workflow import draining, failpoints, monitoring, run_log
 from bot.workflow.events import (
     Event,
     EventBus,
@@ -31,6 +28,8 @@ from bot.workflow.events import (
     StepChanged,
     StepReport,
 )
+from bot.workflow.gateway_pool import GatewayPool
+from bot.workflow.owners import owner_is_dead
 from bot.workflow.steps import lookup
 from bot.workflow.steps.base import PlanChanged, Replan, RunEnded, StepContext, StepFailed
 from bot.workflow.steps.compensation import ProxyAbandoned
@@ -42,43 +41,6 @@ log = logging.getLogger(__name__)
 LEASE_TTL = 15.0
 UNFINISHED_STEP = ("waiting", "running")
 REGISTERING_STEPS = draining.RESTORING_STEPS  # the steps that give a proxy its target back
-
-
-def process_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """A lease held by a process of this host that no longer exists can be taken over at once."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-class GatewayPool:
-    """One AWS gateway per environment (region and role)."""
-
-    def __init__(self, factory: Callable[[Environment], AwsGateway] | None = None) -> None:
-        self._factory = factory or (lambda env: AwsGateway(region=env.region, role_arn=env.role_arn))
-        self._gateways: dict[str, AwsGateway] = {}
-
-    def get(self, env: Environment) -> AwsGateway:
-        if env.name not in self._gateways:
-            self._gateways[env.name] = self._factory(env)
-        return self._gateways[env.name]
-
-    async def aclose(self) -> None:
-        for gateway in self._gateways.values():
-            await gateway.close()
-        self._gateways.clear()
 
 
 def snapshot_of(store: Store, run_id: str) -> RunSnapshot:
@@ -135,6 +97,7 @@ class Runner:
                 task.cancel()
                 return
 
+    @run_log.in_run
     async def drive(self, run_id: str, *, resumed: bool = False) -> bool:
         """Run `run_id` to its end (or until the process stops). False if another live process owns it."""
         if not self.claim(run_id):
@@ -174,6 +137,7 @@ class Runner:
         if run.status == "pending":
             self.store.runs.set_status(run_id, "running")
         self.publish(run_id, lambda s: RunStarted(s, resumed=resumed))
+        run_log.started(run, resumed)
         if resumed:
             self.store.audit.append(
                 actor="bluegreen-bot", action="run:resumed", run_id=run_id, detail={"by": self.owner}
@@ -190,16 +154,17 @@ class Runner:
                 return
             if self.shutdown.requested and await draining.stop_here(self, run_id, step, gateway, env):
                 return
-            try:
-                await self._execute(run_id, step, gateway, env)
-            except PlanChanged as exc:
-                self._ask_again(run_id, str(exc))
-            except RunEnded as exc:
-                self._skip_rest(run_id, step.idx, exc.status)
-                await self._finish(run_id, exc.status, exc.message)
-                return
-            except Exception as exc:  # every failure is handled the same way: compensate, then end
-                await self._fail(run_id, step, exc)
+            with run_log.in_step(step.name):
+                try:
+                    await self._execute(run_id, step, gateway, env)
+                except PlanChanged as exc:
+                    self._ask_again(run_id, str(exc))
+                except RunEnded as exc:
+                    self._skip_rest(run_id, step.idx, exc.status)
+                    await self._finish(run_id, exc.status, exc.message)
+                    return
+                except Exception as exc:  # every failure is handled the same way: compensate, then end
+                    await self._fail(run_id, step, exc)
 
     async def _execute(self, run_id: str, step: StepRecord, gateway: AwsGateway, env: Environment) -> None:
         spec = step.state.get("spec", {"kind": step.name, "params": {}})
@@ -210,6 +175,7 @@ class Runner:
             raise RunCancelled(f"cancelled by {run.meta['cancel_requested'].get('by', 'an operator')}")
         failpoints.hit(f"before-step:{spec['kind']}")
         self.store.steps.start(run_id, step.idx)
+        run_log.step_started(run_id, step.name)
         self.publish(run_id, lambda s: StepChanged(s, step.idx))
         ledger = WindowLedger(self.store, run_id)
         ctx = StepContext(
@@ -238,6 +204,7 @@ class Runner:
             ctx.say(outcome.reason)
         else:
             self.store.steps.finish(run_id, step.idx, "done")
+        run_log.step_done(run_id, step.name, replanned=isinstance(outcome, Replan))
         failpoints.hit(f"after-step:{spec['kind']}")
         self.publish(run_id, lambda s: StepChanged(s, step.idx))
         self._report_later(run_id, step.idx, ctx, before, after)
@@ -330,8 +297,7 @@ class Runner:
         cancelled = isinstance(exc, RunCancelled)
         abandoned = isinstance(exc, ProxyAbandoned)
         message = str(exc) if isinstance(exc, BlueGreenError) else f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, BlueGreenError):
-            log.exception("run %s: step %s failed unexpectedly", run_id, step.name)
+        run_log.step_failed(run_id, step.name, exc, message)
         status = "cancelled" if cancelled else "failed"
         current = self.store.steps.get(run_id, step.idx)
         run = self.store.runs.get(run_id)
@@ -405,6 +371,7 @@ class Runner:
             self.store.audit.append(
                 actor="bluegreen-bot", action=f"run:{status}", run_id=run_id, detail={"error": error}
             )
+        run_log.finished(run_id, status, error)
         windows = {
             label: {k: v for k, v in window.items() if k in {"seconds", "overhead_seconds", "aws_seconds"}}
             for label, window in run.summary.get("windows", {}).items()

@@ -8,6 +8,7 @@ in the audit log, on the step, and in the thread.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from bot.workflow.windows import WindowLedger
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class StepFailed(BlueGreenError):
@@ -169,6 +171,15 @@ class StepContext:
     ) -> None:
         call = AwsCall(action=action, command=command or action, request_id=request_id, outcome=outcome, at=at)
         self.calls.append(call)
+        log.log(
+            logging.INFO if outcome == "ok" else logging.WARNING,
+            "run %s: %s: %s (%s)",
+            self.run_id,
+            what,
+            call.command,
+            outcome,
+            extra={"action": action, "aws_request_id": request_id},
+        )
         detail = {"what": what, "command": call.command, "outcome": outcome, "step": self.idx}
         with self.store.atomic():
             self.store.steps.add_aws_call(

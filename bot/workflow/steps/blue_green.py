@@ -42,7 +42,8 @@ class PreflightCreate(Step):
         if database.kind == "instance" and database.cluster:
             raise StepFailed(f"{database.identifier} belongs to Aurora cluster {database.cluster}; use the cluster")
         if "registrations" not in ctx.run.meta:
-            registrations = await ctx.gateway.registrations(database)
+            # A scan started now, not a recent one: this record is what the run will detach and restore.
+            registrations = await ctx.gateway.registrations(database, fresh_after=ctx.gateway.proxy_index.clock())
             ctx.remember(registrations=[r.to_dict() for r in registrations])
         registrations = ctx.registrations()
         existing = [
@@ -176,7 +177,10 @@ class PreflightSwitchover(Step):
         if expected and green.engine_version != expected:
             raise StepFailed(f"green runs {green.engine_version}, not the expected {expected}")
         if "registrations" not in ctx.run.meta:
-            ctx.remember(registrations=[r.to_dict() for r in await ctx.gateway.registrations(database)])
+            fresh = ctx.gateway.proxy_index.clock()
+            ctx.remember(
+                registrations=[r.to_dict() for r in await ctx.gateway.registrations(database, fresh_after=fresh)]
+            )
         registrations = ctx.registrations()
         problems = await unhealthy_targets(ctx, database, registrations)
         if problems:

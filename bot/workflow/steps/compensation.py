@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.aws.commands import aws_command, target_params
+from bot.aws.describe_budget import critical
 from bot.aws.models import Database, Registration
 from bot.aws.responses import health_of
 from bot.errors import AlreadyRegistered, AwsError, BadRequest, BlueGreenError
@@ -145,7 +146,8 @@ async def _register(ctx: StepContext, progress: _Progress, database: Database, c
 
 async def _look(ctx: StepContext, registration: Registration, database: Database) -> list | None:
     """The database's target entries on the target group, or None when it has none (registered again next)."""
-    health = health_of(database, await ctx.gateway.targets(registration.proxy, registration.target_group))
+    with critical():  # a proxy without its target: first call on the describe budget
+        health = health_of(database, await ctx.gateway.targets(registration.proxy, registration.target_group))
     return health or None
 
 

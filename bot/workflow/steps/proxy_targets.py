@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.aws.commands import aws_command, target_params
+from bot.aws.describe_budget import critical
 from bot.aws.models import Database, Registration
 from bot.aws.responses import health_of, registered_as
 from bot.errors import AlreadyRegistered, AwsError, InvalidState, NotRegistered
@@ -17,7 +18,9 @@ from bot.workflow.steps.readiness import ready_to_act
 
 
 async def is_registered(ctx: StepContext, registration: Registration, database: Database) -> bool:
-    targets = await ctx.gateway.targets(registration.proxy, registration.target_group)
+    """A fresh read of the target group (never the proxy index): Detach relies on it right before deregistering."""
+    with critical():  # around or inside a detached window: never queued behind scans and look-ups
+        targets = await ctx.gateway.targets(registration.proxy, registration.target_group)
     return any(registered_as(database, t) for t in targets)
 
 
@@ -26,7 +29,8 @@ async def wait_available(
 ) -> polling.WaitResult:
     async def probe() -> list | None:
         try:
-            targets = await ctx.gateway.targets(registration.proxy, registration.target_group)
+            with critical():  # the detached window's polling: first call on the describe budget
+                targets = await ctx.gateway.targets(registration.proxy, registration.target_group)
         except AwsError as exc:
             if exc.retryable:
                 return None  # a failed look is not a failed registration: look again
