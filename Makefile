@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Test workers: most tests wait on the sandbox's simulated durations, so 4 workers keep 2 cores busy.
-TEST_WORKERS ?= 4
+# Test workers: most tests wait on the sandbox's simulated durations, so 6 workers keep 2 cores busy; work stealing
+# keeps the long tests (demo, browser, crash cases) from finishing last on one worker.
+TEST_WORKERS ?= 6
 
 .PHONY: help setup demo demo-web test lint format bench sandbox serve clean
 
@@ -27,7 +28,7 @@ demo-web: setup  ## the same pieces, and the channel as a web page: act as alice
 	$(BIN)/python -m bot demo --web
 
 test: setup  ## the whole test suite in parallel (sandbox AWS, Slack stand-in, subprocess crash tests)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: setup  ## ruff, as CI runs it
 	$(BIN)/ruff check .

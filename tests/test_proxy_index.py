@@ -154,7 +154,8 @@ async def test_critical_describes_never_wait_behind_the_queue(sandbox):
     assert waiting_when_done >= 2  # it overtook the queue rather than waiting its turn (~1.5 s)
     timeline = [e for e in sandbox.control.timeline() if e["kind"] == "call"]
     order = [e["action"] for e in timeline if e["action"] in {"DescribeDBProxies", "DescribeDBProxyTargets"}]
-    assert order.index("DescribeDBProxyTargets") <= 1, order
+    # Only the scans already let through before it went first (on a loaded machine the budget may release one more).
+    assert order.index("DescribeDBProxyTargets") <= len(queued) - waiting_when_done, order
     assert critical_seconds < 1.0
 
 

@@ -173,7 +173,7 @@ def test_run_sandbox_cli_starts_prints_the_banner_and_stops_on_sigterm():
             line = process.stdout.readline()
             assert line, f"sandbox exited early: {process.stderr.read()}"
             lines.append(line)
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 20  # a bound, with room for a loaded CI machine (moto imports in ~2 s)
         banner = "".join(lines)
         assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in banner
         assert "personality: native" in banner

@@ -43,7 +43,8 @@ def test_minor_upgrade_needs_no_flag(rds):
     wait_until(lambda: instance(rds, "billing-mysql")["EngineVersion"] == "8.0.40", timeout=5, what="8.0.40")
 
 
-def test_cluster_upgrade_moves_cluster_and_members(rds):
+def test_cluster_upgrade_moves_cluster_and_members(rds, sandbox):
+    sandbox.control.config(upgrading=1.5)  # long enough to see `upgrading` on a loaded machine
     with pytest.raises(ClientError) as caught:
         rds.modify_db_cluster(DBClusterIdentifier="ledger-aurora", EngineVersion="16.4", ApplyImmediately=True)
     assert caught.value.response["Error"]["Code"] == "InvalidParameterCombination"
@@ -52,7 +53,7 @@ def test_cluster_upgrade_moves_cluster_and_members(rds):
     )
     assert cluster(rds, "ledger-aurora")["Status"] == "upgrading"
     assert instance(rds, "ledger-aurora-1")["DBInstanceStatus"] == "upgrading"
-    wait_until(lambda: cluster(rds, "ledger-aurora")["Status"] == "available", timeout=5, what="cluster available")
+    wait_until(lambda: cluster(rds, "ledger-aurora")["Status"] == "available", timeout=10, what="cluster available")
     assert cluster(rds, "ledger-aurora")["EngineVersion"] == "16.4"
     for member in ("ledger-aurora-1", "ledger-aurora-2"):
         assert instance(rds, member)["EngineVersion"] == "16.4"
