@@ -89,6 +89,17 @@ async def test_green_in_storage_optimisation_fails_the_preflight_with_its_progre
     assert "Wait for the storage work to finish" in run.error
 
 
+async def test_a_switchover_member_not_available_fails_the_preflight(sandbox: Sandbox, tmp_path: Path) -> None:
+    async with engine_with(sandbox, tmp_path) as (engine, _):
+        await created(engine)
+        sandbox.control.set_member_status("orders-pg", "orders-pg", "MISSING_TARGET")
+
+        run = await refused_before_approval(engine, sandbox)
+
+    assert "switchover members: not AVAILABLE: " in run.error and "MISSING_TARGET" in run.error, run.error
+    assert "Wait until every member is AVAILABLE" in run.error
+
+
 async def test_pending_maintenance_on_green_fails_the_preflight(sandbox: Sandbox, tmp_path: Path, rds: Any) -> None:
     async with engine_with(sandbox, tmp_path) as (engine, _):
         await created(engine)

@@ -92,6 +92,9 @@ class SandboxClient:
     def set_parameter_apply_status(self, identifier: str, status: str = "pending-reboot") -> dict[str, Any]:
         return self._call("set_parameter_apply_status", {"identifier": identifier, "status": status})
 
+    def set_member_status(self, source: str, member: str, status: str) -> dict[str, Any]:
+        return self._call("set_member_status", {"source": source, "member": member, "status": status})
+
     def fail_provisioning(self, source: str, reason: str | None = None) -> dict[str, Any]:
         payload = {"source": source} if reason is None else {"source": source, "reason": reason}
         return self._call("fail_provisioning", payload)

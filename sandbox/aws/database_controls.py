@@ -24,6 +24,7 @@ DATABASE_OPERATIONS = (
     "add_pending_maintenance",
     "set_parameter_apply_status",
     "fail_provisioning",
+    "set_member_status",
 )
 DEFAULT_PROVISIONING_FAILURE = "the engine version upgrade of green failed"
 
@@ -59,6 +60,11 @@ class DatabaseControls:
         """DescribePendingMaintenanceActions lists `action` for that instance or cluster from now on."""
         with self._state.lock:
             return self._sandbox.backend.add_pending_maintenance(identifier, action)
+
+    def set_member_status(self, source: str, member: str, status: str) -> dict[str, Any]:
+        """One SwitchoverDetails member (named by its blue identifier) reported in `status` (AWS's enum)."""
+        with self._state.lock:
+            return self._sandbox.backend.set_member_status(source, member, status)
 
     def fail_provisioning(self, source: str, reason: str = DEFAULT_PROVISIONING_FAILURE) -> dict[str, Any]:
         """While green is provisioned: the task under way FAILED, the deployment never becomes AVAILABLE."""

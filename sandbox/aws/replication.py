@@ -57,6 +57,19 @@ class Replication:
     broken: bool = False  # INVALID_CONFIGURATION: green promoted, nothing replicates any more
 
 
+# SwitchoverDetail.Status in the RDS API reference.
+MEMBER_STATES = (
+    "PROVISIONING",
+    "AVAILABLE",
+    "SWITCHOVER_IN_PROGRESS",
+    "SWITCHOVER_COMPLETED",
+    "INVALID_CONFIGURATION",
+    "SWITCHOVER_FAILED",
+    "MISSING_SOURCE",
+    "MISSING_TARGET",
+)
+
+
 def replication_method(source: DBInstance | DBCluster, target_version: str | None) -> str:
     engine = str(source.engine)
     if engine == "aurora-postgresql":
@@ -88,6 +101,19 @@ class ReplicationMixin:
             f"no active blue/green deployment has {source!r} as its blue database; create one first "
             "(source is the BLUE identifier, e.g. orders-pg or ledger-aurora)"
         )
+
+    def set_member_status(self: SandboxRDSBackend, source: str, member: str, status: str) -> dict[str, Any]:
+        """One SwitchoverDetails member's status, as AWS lists it (e.g. MISSING_TARGET after a green member
+        instance went away), until the deployment's next transition."""
+        if status not in MEMBER_STATES:
+            raise ValueError(f"status must be one of {', '.join(MEMBER_STATES)} (AWS's SwitchoverDetail Status)")
+        deployment = self.active_deployment_for(source)
+        pair = next((p for p in deployment.pairs if identifier_of(p.blue) == member), None)
+        if pair is None:
+            members = ", ".join(identifier_of(p.blue) for p in deployment.pairs)
+            raise ValueError(f"{member!r} is not a blue member of the deployment of {source} ({members})")
+        pair.status = status
+        return {"deployment": deployment.blue_green_deployment_identifier, "member": member, "status": status}
 
     def start_replication(self: SandboxRDSBackend, deployment: SandboxBlueGreenDeployment, target: str | None) -> None:
         source = deployment.pairs[0].blue
