@@ -16,12 +16,12 @@ ResourceIdentifier (an ARN) and lists PendingMaintenanceActionDetails[] {Action,
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bot import errors
+from bot.aws.cloudwatch import latest_metric_params, latest_values
 from bot.aws.models import Database
 
 T = TypeVar("T")
@@ -246,39 +246,13 @@ class DatabaseReads:
     ) -> dict[str, float | None] | Unread:
         """The latest datapoint (Maximum over 60 s) of an AWS/RDS metric per DB instance, None where CloudWatch has
         no datapoint in the last `minutes`."""
-        end = dt.datetime.now(dt.UTC)
-        queries = [
-            {
-                "Id": f"m{i}",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": "AWS/RDS",
-                        "MetricName": metric,
-                        "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": identifier}],
-                    },
-                    "Period": 60,
-                    "Stat": "Maximum",
-                },
-            }
-            for i, identifier in enumerate(identifiers)
-        ]
+        series = [(metric, "DBInstanceIdentifier", identifier) for identifier in identifiers]
 
         async def read() -> dict[str, float | None]:
             response = await self._call(
-                "GetMetricData",
-                metric,
-                service="cloudwatch",
-                MetricDataQueries=queries,
-                StartTime=end - dt.timedelta(minutes=minutes),
-                EndTime=end,
-                ScanBy="TimestampDescending",
+                "GetMetricData", metric, service="cloudwatch", **latest_metric_params(series, minutes=minutes)
             )
-            values: dict[str, float | None] = dict.fromkeys(identifiers)
-            for result in response.get("MetricDataResults", []):
-                index = int(result["Id"][1:])
-                if result.get("Values"):
-                    values[identifiers[index]] = float(result["Values"][0])
-            return values
+            return dict(zip(identifiers, latest_values(response, len(series)), strict=True))
 
         found = await self._read(read, missing={})
         assert found is not None

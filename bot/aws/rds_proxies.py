@@ -12,11 +12,11 @@ A mixin of `bot.aws.gateway.AwsGateway` (the only code that calls AWS): methods 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot import errors
+from bot.aws.cloudwatch import latest_metric_params, latest_values
 from bot.aws.commands import target_params
 from bot.aws.describe_budget import DescribeBudget
 from bot.aws.models import Database, Proxy, ProxyTarget, Registration
@@ -147,37 +147,11 @@ class RdsProxies:
         """Latest ClientConnections / DatabaseConnections / AvailabilityPercentage, or None when CloudWatch is out
         of reach or not permitted (the caller reports the check as unavailable). Never raises for AWS."""
         names = ("ClientConnections", "DatabaseConnections", "AvailabilityPercentage")
-        end = dt.datetime.now(dt.UTC)
-        queries = [
-            {
-                "Id": f"m{i}",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": "AWS/RDS",
-                        "MetricName": name,
-                        "Dimensions": [{"Name": "ProxyName", "Value": proxy}],
-                    },
-                    "Period": 60,
-                    "Stat": "Maximum",
-                },
-            }
-            for i, name in enumerate(names)
-        ]
+        series = [(name, "ProxyName", proxy) for name in names]
         try:
             response = await self._call(
-                "GetMetricData",
-                proxy,
-                service="cloudwatch",
-                MetricDataQueries=queries,
-                StartTime=end - dt.timedelta(minutes=minutes),
-                EndTime=end,
-                ScanBy="TimestampDescending",
+                "GetMetricData", proxy, service="cloudwatch", **latest_metric_params(series, minutes=minutes)
             )
         except errors.AwsError:
             return None
-        values: dict[str, float | None] = dict.fromkeys(names)
-        for result in response.get("MetricDataResults", []):
-            index = int(result["Id"][1:])
-            if result.get("Values"):
-                values[names[index]] = float(result["Values"][0])
-        return values
+        return dict(zip(names, latest_values(response, len(series)), strict=True))
