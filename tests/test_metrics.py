@@ -1,7 +1,6 @@
 """`/metrics`, `/healthz` and `/readyz`: the app wired as `handlers.app.bot_runtime` wires it, served over HTTP
-against the sandbox AWS and the Slack stand-in, and `python -m bot serve --socket` as a real process whose Socket
-Mode connection is faked at its boundary (the stand-in has no Socket Mode server), serving its METRICS_PORT
-listener.
+against the sandbox AWS and the Slack stand-in, and `python -m bot serve --socket` as a real process connected to
+the stand-in's Socket Mode, serving its METRICS_PORT listener.
 
 The counts are compared with what the other side saw: the sandbox's timeline of AWS calls and the stand-in's
 recorded Web API calls.
@@ -45,8 +44,12 @@ from storage import Store, open_store
 from tests.bot_fixtures import REPO, bot_environment, free_port, make_settings, sandbox_engine
 from tests.slack_fixtures import (
     ALICE,
+    BOB,
     BOT_TOKEN,
     SIGNING_SECRET,
+    approval_message,
+    click_button,
+    run_thread,
     slack_fixture,  # noqa: F401  (the `slack` fixture)
     start_run,
 )
@@ -287,32 +290,36 @@ async def test_readyz_fails_when_the_aws_endpoint_is_down(slack: SlackStandIn, t
     assert total(text, "bluegreen_aws_calls_total", action="DescribeDBProxies", outcome="ok") == 0, text
 
 
-# ---------------------------------------------------------------- Socket Mode's listener, in a real process
+# ---------------------------------------------------------------- Socket Mode, in a real process
 
-# `python -m bot serve --socket`, with only the Socket Mode connection replaced (the stand-in serves none).
-SOCKET_LAUNCHER = """
-import sys
-import slack_bolt.adapter.socket_mode.async_handler as socket_mode
-
-class NoSocket:
-    def __init__(self, app, token): pass
-    async def connect_async(self): print("socket mode: connected (faked)", flush=True)
-    async def close_async(self): pass
-
-socket_mode.AsyncSocketModeHandler = NoSocket
-import bot.cli
-sys.exit(bot.cli.main(["serve", "--socket"]))
-"""
+APP_TOKEN = "xapp-1-standin"  # the stand-in's app-level token
 
 
-async def test_socket_mode_serves_metrics_and_probes_on_its_metrics_port(
+def run_windows(store: Store, *run_ids: str) -> dict[str, list[float]]:
+    """Each proxy's detached windows (seconds) as the runs recorded them in their summaries."""
+    windows: dict[str, list[float]] = {}
+    for run_id in run_ids:
+        for proxy, window in (store.runs.get(run_id).summary or {}).get("windows", {}).items():
+            windows.setdefault(proxy, []).append(window["seconds"])
+    return windows
+
+
+async def ended(store: Store, run_id: str) -> str:
+    await async_wait_until(lambda: not store.runs.get(run_id).is_active, RUN_TIMEOUT, what=f"run {run_id} to end")
+    return store.runs.get(run_id).status
+
+
+async def test_socket_mode_metrics_after_a_create_and_a_switchover_over_socket_mode(
     slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path
 ) -> None:
+    """`python -m bot serve --socket` connects to the stand-in's Socket Mode (apps.connections.open at SLACK_API_URL),
+    receives alice's commands and bob's click as envelopes, and its METRICS_PORT counts what the sandbox and the
+    stand-in saw."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BLUEGREEN_", "AWS_", "METRICS_"))},
         **bot_environment(tmp_path, slack.base_url),
-        "SLACK_APP_TOKEN": "xapp-1-standin",
+        "SLACK_APP_TOKEN": APP_TOKEN,
         "METRICS_PORT": str(port),
         "AWS_ENDPOINT_URL": sandbox.endpoint,
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -320,44 +327,97 @@ async def test_socket_mode_serves_metrics_and_probes_on_its_metrics_port(
         "AWS_SECRET_ACCESS_KEY": "sandbox",
         "PYTHONUNBUFFERED": "1",
     }
+    url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "socket.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen(  # noqa: ASYNC220  (started once; the test then waits on HTTP)
-            [sys.executable, "-c", SOCKET_LAUNCHER], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        proc = subprocess.Popen(  # noqa: ASYNC220  (started once; the test then waits on HTTP and the store)
+            [sys.executable, "-m", "bot", "serve", "--socket"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
         )
+        store = open_store(str(tmp_path / "bluegreen.db"))
         try:
-            url = f"http://127.0.0.1:{port}"
 
-            async def healthy() -> bool:
+            async def connected() -> bool:
                 assert proc.poll() is None, log_path.read_text()
                 with contextlib.suppress(aiohttp.ClientError):
-                    return (await get(f"{url}/healthz"))[0] == 200
+                    return slack.socket_connected and (await get(f"{url}/healthz"))[0] == 200
                 return False
 
             try:
-                await async_wait_until(healthy, 30, interval=0.05, what="the metrics listener's /healthz")
+                await async_wait_until(connected, 30, interval=0.05, what="Socket Mode connected and /healthz")
             except WaitTimeout as waited:
                 raise AssertionError(f"{waited}:\n{log_path.read_text()}") from None
+
+            create = await start_run(slack, store, ALICE, "create orders-pg --engine-version 16.4 --mode workaround")
+            assert await ended(store, create) == "succeeded", store.runs.get(create).error
+            switchover = await start_run(slack, store, ALICE, "switchover orders-pg")
+            request = await approval_message(slack, store, switchover)
+            assert (await click_button(slack, request, BOB)).status == 200
+            assert await ended(store, switchover) == "succeeded", store.runs.get(switchover).error
+            await slack.wait_for(
+                lambda: run_thread(slack, store, switchover).replies_starting(f"Run {switchover} "),
+                timeout=20,
+                description="the switchover's summary in its thread",
+            )
             ready = await get(f"{url}/readyz")
-            status, text = await get(f"{url}/metrics")
+
+            # The last checklist edits may still be on their way: scrape until the bot has counted every Web API
+            # request the stand-in received (a count that never matches fails here, naming both).
+            scraped: list[str] = []
+
+            async def counted_everything() -> bool:
+                status, text = await get(f"{url}/metrics")
+                assert status == 200, text
+                scraped.append(text)
+                return by_label(text, "bluegreen_slack_calls_total", "method") == web_api_calls(slack)
+
+            try:
+                await async_wait_until(counted_everything, 10, interval=0.1, what="the Slack calls all counted")
+            except WaitTimeout as waited:
+                counted = by_label(scraped[-1], "bluegreen_slack_calls_total", "method")
+                raise AssertionError(f"{waited}: counted {counted}, the stand-in saw {web_api_calls(slack)}") from None
+            text = scraped[-1]
             aws_seen, slack_seen = timeline_calls(sandbox), web_api_calls(slack)
-            proc.terminate()
-            assert proc.wait(30) == 0, log_path.read_text()
+            windows = run_windows(store, create, switchover)
+            strategies = {run_id: store.runs.get(run_id).strategy for run_id in (create, switchover)}
+            proc.terminate()  # waited for without blocking the loop: the stand-in answers the socket's close frame
+            await async_wait_until(lambda: proc.poll() is not None, 30, what="the bot to exit after SIGTERM")
+            assert proc.returncode == 0, log_path.read_text()
         finally:
+            store.close()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(5)
     output = log_path.read_text()
+
+    # Both commands and the click went over Socket Mode, each acknowledged in time.
+    assert slack_seen["apps.connections.open"] == 1
+    assert [(e.type, e.acked) for e in slack.envelopes()] == [
+        ("slash_commands", True),
+        ("slash_commands", True),
+        ("interactive", True),
+    ]
+    assert "connected over Socket Mode" in output
     assert ready[0] == 200, ready[1]
-    assert status == 200
-    assert "socket mode: connected (faked)" in output
-    # /readyz made one DescribeDBProxies and one auth.test; start-up fetched the user groups.
-    assert aws_seen["DescribeDBProxies"] == 1
-    assert by_label(text, "bluegreen_aws_calls_total", "action") == aws_seen
-    assert slack_seen["auth.test"] == 1
-    assert by_label(text, "bluegreen_slack_calls_total", "method") == slack_seen
+
+    assert strategies == {create: "workaround", switchover: "workaround"}
+    for kind in ("create", "switchover"):
+        assert total(text, "bluegreen_runs_started_total", kind=kind) == 1, text
+        assert total(text, "bluegreen_runs_finished_total", kind=kind, strategy="workaround", outcome="succeeded") == 1
     assert total(text, "bluegreen_runs_active") == 0
-    assert BOT_TOKEN not in output and SIGNING_SECRET not in output
+    assert total(text, "bluegreen_approvals_pending") == 0
+
+    # The detached windows, as the runs recorded them: the create's and the switchover's, per proxy.
+    assert windows and aws_seen[DETACH] == sum(len(seconds) for seconds in windows.values())
+    for proxy, seconds in windows.items():
+        assert total(text, "bluegreen_proxy_detached_seconds_count", proxy=proxy) == len(seconds)
+        assert total(text, "bluegreen_proxy_detached_seconds_sum", proxy=proxy) == pytest.approx(sum(seconds))
+
+    # Every AWS call the sandbox received, by action; every Web API request the stand-in received, by method.
+    assert by_label(text, "bluegreen_aws_calls_total", "action") == aws_seen
+    assert aws_seen["SwitchoverBlueGreenDeployment"] == 1
+    assert by_label(text, "bluegreen_slack_calls_total", "method") == slack_seen
+    assert slack_seen["chat.postMessage"] > 0 and slack_seen["auth.test"] > 0
+    assert BOT_TOKEN not in output and SIGNING_SECRET not in output and APP_TOKEN not in output
 
 
 # ---------------------------------------------------------------- gauges read from the store, and METRICS_PORT

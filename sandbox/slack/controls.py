@@ -10,6 +10,7 @@ from typing import Any
 from sandbox.slack.faults import Fault
 from sandbox.slack.models import JsonDict, Message, MessageListener, RecordedCall
 from sandbox.slack.render import render_channel as render_channel_text
+from sandbox.slack.socket_mode import Envelope, SocketMode
 from sandbox.slack.workspace import SlackWorkspace
 
 POLL_INTERVAL = 0.02
@@ -19,9 +20,10 @@ class StandInControls:
     """Configuration and reads of the stand-in's workspace, written once for the server and its thread wrapper."""
 
     workspace: SlackWorkspace
+    socket_mode: SocketMode
 
-    def _secrets(self) -> tuple[str, str]:
-        """The signing secret and the bot token, redacted from rendered channels."""
+    def _secrets(self) -> tuple[str, ...]:
+        """The signing secret, the bot token and the app-level token, redacted from rendered channels."""
         raise NotImplementedError
 
     # ---- configuration
@@ -60,6 +62,7 @@ class StandInControls:
 
     def reset(self) -> None:
         self.workspace.reset()
+        self.socket_mode.forget()
 
     # ---- reads
 
@@ -80,6 +83,15 @@ class StandInControls:
 
     def home(self, user: str) -> JsonDict | None:
         return self.workspace.home(user)
+
+    @property
+    def socket_connected(self) -> bool:
+        """Whether an app holds a Socket Mode connection (commands and clicks then go to it, unless `via="http"`)."""
+        return self.socket_mode.connected
+
+    def envelopes(self, type_: str | None = None) -> list[Envelope]:
+        """The envelopes sent over Socket Mode (`slash_commands`, `interactive`, `events_api`), each with its ack."""
+        return self.socket_mode.envelopes(type_)
 
     def render_channel(self, channel: str) -> str:
         return render_channel_text(channel, self.messages(channel), redact=self._secrets())

@@ -1,5 +1,6 @@
-"""A local stand-in for Slack: serves the Web API and response URLs over HTTP, and sends signed slash commands,
-button clicks and view submissions to the real Bolt app as a chosen user.
+"""A local stand-in for Slack: serves the Web API and response URLs over HTTP, and sends slash commands, button clicks
+and view submissions to the real Bolt app as a chosen user: signed HTTP requests to `app_url`, or envelopes over
+Socket Mode (sandbox/slack/socket_mode.py) once the app has connected with the app-level token.
 
     async with SlackStandIn(signing_secret=secret) as slack:
         client = AsyncWebClient(token="xoxb-standin", base_url=slack.base_url)
@@ -28,6 +29,7 @@ from sandbox.slack.controls import POLL_INTERVAL, StandInControls, timeout_messa
 from sandbox.slack.faults import HeldBackCalls, fault_response
 from sandbox.slack.models import JsonDict
 from sandbox.slack.signed_requests import SignedRequests
+from sandbox.slack.socket_mode import ACK_TIMEOUT, OPEN_METHOD, SocketMode
 from sandbox.slack.workspace import SlackWorkspace
 
 __all__ = ["SlackStandIn"]
@@ -44,12 +46,14 @@ class SlackStandIn(StandInControls, SignedRequests):
         *,
         signing_secret: str,
         bot_token: str = "xoxb-standin",
+        app_token: str = "xapp-1-standin",
         app_url: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         team_id: str = "T0STANDIN",
         bot_user_id: str = "UBLUEGREEN",
         app_request_timeout: float = 10.0,
+        ack_timeout: float = ACK_TIMEOUT,
     ) -> None:
         self._signer = SignatureVerifier(signing_secret)
         self._bot_token = bot_token
@@ -62,6 +66,7 @@ class SlackStandIn(StandInControls, SignedRequests):
         self.workspace = SlackWorkspace(
             team_id=team_id, bot_user_id=bot_user_id, bot_id="B0STANDIN", app_id=self.api_app_id
         )
+        self.socket_mode = SocketMode(app_token=app_token, app_id=self.api_app_id, ack_timeout=ack_timeout)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._held_back = HeldBackCalls()
@@ -75,6 +80,7 @@ class SlackStandIn(StandInControls, SignedRequests):
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._serve_web_api)
         app.router.add_post("/response/{response_id}", self._serve_response_url)
+        self.socket_mode.add_routes(app)
         # No access log: a client could put the token in a query string.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -87,6 +93,7 @@ class SlackStandIn(StandInControls, SignedRequests):
 
     async def stop(self) -> None:
         self._held_back.release_all()  # wakes handlers held back by a `delay` fault
+        await self.socket_mode.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -136,8 +143,8 @@ class SlackStandIn(StandInControls, SignedRequests):
                 raise TimeoutError(timeout_message(predicate, timeout, description))
             await asyncio.sleep(POLL_INTERVAL)
 
-    def _secrets(self) -> tuple[str, str]:
-        return (self._signer.signing_secret, self._bot_token)
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._signer.signing_secret, self._bot_token, self.socket_mode.app_token)
 
     # ---- the Web API and response URLs
 
@@ -155,8 +162,16 @@ class SlackStandIn(StandInControls, SignedRequests):
             self.workspace.record(method, params, arrived, fault.status, False)
             return fault_response(fault)
 
-        if token != self._bot_token:
-            answer: JsonDict = {"ok": False, "error": "invalid_auth"}
+        if method == OPEN_METHOD:
+            answer: JsonDict = self.socket_mode.open_connection(
+                self.root_url, bearer=_bearer_token(request), form_token=body_token
+            )
+            self.workspace.record(method, params, arrived, 200, bool(answer.get("ok")))
+            return web.json_response(answer)
+        if token == self.socket_mode.app_token:  # an app-level token serves apps.connections.open only
+            answer = {"ok": False, "error": "not_allowed_token_type"}
+        elif token != self._bot_token:
+            answer = {"ok": False, "error": "invalid_auth"}
         else:
             answer = self.workspace.call(method, params)
         self.workspace.record(method, params, arrived, 200, bool(answer.get("ok")))

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar, overload
 from sandbox.slack.controls import POLL_INTERVAL, StandInControls, timeout_message
 from sandbox.slack.http_server import SlackStandIn
 from sandbox.slack.signed_requests import CommandResult
+from sandbox.slack.socket_mode import SocketMode
 from sandbox.slack.web_page import ChannelPage
 from sandbox.slack.workspace import SlackWorkspace
 
@@ -55,7 +56,8 @@ class SlackStandInThread(StandInControls):
     base_url = _OfStandIn[str]()
     app_url = _OfStandIn[str | None](writable=True)
     held_back = _OfStandIn[int]()
-    _secrets = _OfStandIn[Callable[[], tuple[str, str]]]()
+    socket_mode = _OfStandIn[SocketMode]()
+    _secrets = _OfStandIn[Callable[[], tuple[str, ...]]]()
 
     def __init__(self, *, start_timeout: float = 10.0, **standin_kwargs: Any) -> None:
         self.standin = SlackStandIn(**standin_kwargs)
@@ -121,6 +123,10 @@ class SlackStandInThread(StandInControls):
 
     def update_usergroup(self, group_id: str, members: list[str]) -> CommandResult:
         return self._run(self.standin.update_usergroup(group_id, members))
+
+    def disconnect_socket(self, reason: str = "refresh_requested") -> int:
+        """Slack's `disconnect` to every Socket Mode connection (`SocketMode.disconnect`)."""
+        return self._run(self.standin.socket_mode.disconnect(reason))
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, *, description: str | None = None) -> None:
         deadline = time.monotonic() + timeout
