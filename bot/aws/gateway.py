@@ -207,8 +207,13 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges, RdsProxies):
             "DescribeDBClusters", "DBClusters", parse_cluster, identifier, DBClusterIdentifier=identifier
         )
 
-    async def database(self, identifier: str) -> Database | None:
-        """An Aurora cluster or a DB instance with that identifier (clusters first), or None if neither exists."""
+    async def database(self, identifier: str, kind: str | None = None) -> Database | None:
+        """An Aurora cluster or a DB instance with that identifier (clusters first), or None if neither exists. With
+        `kind` ("cluster" or "instance") known, one call instead of two."""
+        if kind == "instance":
+            return await self.instance(identifier)
+        if kind == "cluster":
+            return await self.cluster(identifier)
         return await self.cluster(identifier) or await self.instance(identifier)
 
     async def database_by_arn(self, arn: str) -> Database | None:

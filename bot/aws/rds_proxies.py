@@ -63,6 +63,15 @@ class RdsProxies:
         """Every RDS Proxy in the account and region (all pages)."""
         return [parse_proxy(p) async for p in self._pages("DescribeDBProxies", "DBProxies")]
 
+    async def proxy(self, name: str) -> Proxy | None:
+        """The named proxy, or None if there is none (one call, whatever the number of proxies in the account)."""
+        try:
+            response = await self._call("DescribeDBProxies", name, DBProxyName=name)
+        except errors.NotFound:
+            return None
+        found = response.get("DBProxies", [])
+        return parse_proxy(found[0]) if found else None
+
     async def target_groups(self, proxy: str) -> list[str]:
         """The names of the proxy's target groups; NotFound if the proxy does not exist."""
         return [

@@ -61,14 +61,16 @@ async def probe_proxies(
 ) -> dict[str, dict[str, Any]]:
     """Connectivity through each proxy: the configured address, else the proxy's endpoint on its engine's port."""
     endpoints: dict[str, str] = {}
-    if any(r.proxy not in configured for r in registrations):
+
+    async def endpoint_of(name: str) -> None:
         try:
-            for proxy in await gateway.proxies():
-                port = ENGINE_PORTS.get(proxy.engine_family, 3306)
-                if proxy.endpoint:
-                    endpoints[proxy.name] = f"{proxy.endpoint}:{port}"
+            proxy = await gateway.proxy(name)  # the named proxy only: the account may have hundreds
         except AwsError:
-            pass
+            return
+        if proxy is not None and proxy.endpoint:
+            endpoints[name] = f"{proxy.endpoint}:{ENGINE_PORTS.get(proxy.engine_family, 3306)}"
+
+    await asyncio.gather(*(endpoint_of(name) for name in {r.proxy for r in registrations} - set(configured)))
 
     async def one(registration: Registration) -> tuple[str, dict[str, Any]]:
         address = configured.get(registration.proxy) or endpoints.get(registration.proxy)

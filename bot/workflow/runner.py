@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 LEASE_TTL = 15.0
 UNFINISHED_STEP = ("waiting", "running")
+SNAPSHOT_REUSE_SECONDS = 5.0  # a step's "after" proxy snapshot stands as the next step's "before" within this
 REGISTERING_STEPS = draining.RESTORING_STEPS  # the steps that give a proxy its target back
 
 
@@ -76,6 +78,8 @@ class Runner:
         self.owner = owner
         self.lease_ttl = lease_ttl
         self._reports: set[asyncio.Task[None]] = set()
+        # Per run: the proxy snapshot taken after its last step, and when; the next step's "before" when still fresh.
+        self._last_snapshot: dict[str, tuple[float, asyncio.Future[dict[str, Any]]]] = {}
         self.shutdown = draining.Shutdown()  # requested on SIGTERM; obeyed before every step (bot.workflow.draining)
 
     # ----- leases ---------------------------------------------------------------------------------------------
@@ -190,13 +194,17 @@ class Runner:
         )
         registrations = ctx.registrations()
         # Inside a detached window every extra call lengthens the outage: watch before and after it, not during.
-        before = asyncio.ensure_future(self._snapshot_unless_detached(gateway, ledger, registrations))
+        before = self._fresh_snapshot(run_id) or asyncio.ensure_future(
+            self._snapshot_unless_detached(gateway, ledger, registrations)
+        )
         try:
             outcome = await implementation.run(ctx)
         except BaseException:
             self._report_later(run_id, step.idx, ctx, before, None)
             raise
-        after = asyncio.ensure_future(self._after_checks(gateway, env, spec["kind"], ctx.registrations(), ledger))
+        snapshot = asyncio.ensure_future(self._snapshot_unless_detached(gateway, ledger, ctx.registrations()))
+        self._last_snapshot[run_id] = (time.monotonic(), snapshot)
+        after = asyncio.ensure_future(self._after_checks(gateway, env, spec["kind"], ctx.registrations(), snapshot))
         if spec["kind"] in REGISTERING_STEPS and env.require_probe:
             await self._require_probe(after)
         if isinstance(outcome, Replan):
@@ -217,10 +225,16 @@ class Runner:
             return {}
         return await monitoring.proxy_snapshot(gateway, registrations)
 
+    def _fresh_snapshot(self, run_id: str) -> asyncio.Future[dict[str, Any]] | None:
+        """The snapshot taken right after the run's previous step, if it is recent enough to stand for the state
+        before this one: one set of proxy reads between two steps, not two."""
+        taken_at, snapshot = self._last_snapshot.pop(run_id, (0.0, None))
+        return snapshot if snapshot is not None and time.monotonic() - taken_at < SNAPSHOT_REUSE_SECONDS else None
+
     async def _after_checks(
-        self, gateway: AwsGateway, env: Environment, kind: str, registrations: list, ledger: WindowLedger
+        self, gateway: AwsGateway, env: Environment, kind: str, registrations: list, snapshot: asyncio.Future
     ) -> dict[str, Any]:
-        checks: dict[str, Any] = {"proxies": await self._snapshot_unless_detached(gateway, ledger, registrations)}
+        checks: dict[str, Any] = {"proxies": await snapshot}
         if kind in REGISTERING_STEPS:
             checks["connectivity"] = await monitoring.probe_proxies(gateway, registrations, dict(env.proxy_probes))
         return checks
@@ -363,6 +377,7 @@ class Runner:
 
     async def _finish(self, run_id: str, status: str, error: str | None) -> None:
         # Reports of the last steps first, then the summary.
+        self._last_snapshot.pop(run_id, None)
         if self._reports:
             await asyncio.gather(*list(self._reports), return_exceptions=True)
         with self.store.atomic():

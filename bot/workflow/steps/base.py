@@ -116,8 +116,9 @@ class StepContext:
         self.store.runs.merge_meta(self.run_id, values)
 
     async def database(self, identifier: str | None = None) -> Database:
+        kind = self.run.meta.get("database_kind") if identifier in (None, self.run.database) else None
         identifier = identifier or self.run.database
-        database = await self.gateway.database(identifier)
+        database = await self.gateway.database(identifier, kind)
         if database is None:
             raise StepFailed(
                 f"database {identifier} no longer exists", fix="Check the AWS console; nothing was changed."
