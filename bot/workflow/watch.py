@@ -133,8 +133,9 @@ class DeploymentWatch:
 
     async def inspect(self, deployment: Deployment) -> DeploymentFailure | None:
         self._deployment_id = deployment.identifier
-        await self._post_events(deployment)
-        return deployment_failure(deployment, self.ctx.run.database)
+        failure = deployment_failure(deployment, self.ctx.run.database)
+        await self._post_events(deployment, read_now=failure is not None)  # AWS's own words about the failure
+        return failure
 
     def fail(self, failure: DeploymentFailure) -> StepFailed:
         """Record the failure on the run and return the StepFailed to raise at once: the runner posts it in the
@@ -155,9 +156,11 @@ class DeploymentWatch:
         stored = self.ctx.run.meta.get(EVENTS_META)
         return stored if isinstance(stored, dict) else {}
 
-    async def _post_events(self, deployment: Deployment) -> None:
+    async def _post_events(self, deployment: Deployment, *, read_now: bool = False) -> None:
         now = time.monotonic()
-        if now - self._events_read_at >= WATCH_INTERVAL:
+        # Events are posted at most once an EVENTS_INTERVAL, so reading them twice as often is enough (and keeps a
+        # long wait from costing two DescribeEvents calls at every poll).
+        if read_now or now - self._events_read_at >= max(WATCH_INTERVAL, EVENTS_INTERVAL / 2):
             self._events_read_at = now
             await self._read_events(deployment)
         if not self._pending:
