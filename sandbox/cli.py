@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -26,6 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--speed", type=float, default=1.0, help="time factor: 10 makes every phase 10x shorter")
     parser.add_argument("--no-fleet", action="store_true", help="start empty instead of with the sample fleet")
+    parser.add_argument(
+        "--iam-policy",
+        metavar="FILE",
+        help="enforce this IAM policy (JSON) on every AWS call: calls it does not allow fail with AccessDenied",
+    )
+    parser.add_argument(
+        "--iam-principal",
+        metavar="ARN",
+        help="with --iam-policy: enforce it only on calls signed by this role (its sessions) or user",
+    )
     return parser
 
 
@@ -50,6 +61,10 @@ def banner(sandbox: Sandbox) -> str:
             behind = ", ".join([*proxy.instances, *proxy.clusters])
             lines.append(f"  {proxy.name} -> {behind}  listener {listeners.get(proxy.name, '-')}")
         lines.append("")
+    iam = sandbox.control.iam_policy()
+    if iam["iam_policy"] is not None:
+        scope = f"calls signed by {iam['principal']}" if iam["principal"] else "every AWS call"
+        lines += [f"IAM policy enforced on {scope}: refused calls fail with AccessDenied (HTTP 403).", ""]
     lines.append(f"Control: {sandbox.endpoint}/_sandbox/state (Ctrl-C to stop)")
     return "\n".join(lines)
 
@@ -57,9 +72,22 @@ def banner(sandbox: Sandbox) -> str:
 def run_sandbox(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    sandbox = Sandbox(
-        port=args.port, proxy_mode=args.proxy_mode, speed=args.speed, fleet=not args.no_fleet, host=args.host
-    )
+    if args.iam_principal and not args.iam_policy:
+        print("sandbox: --iam-principal needs --iam-policy FILE", file=sys.stderr)
+        return 2
+    try:
+        sandbox = Sandbox(
+            port=args.port,
+            proxy_mode=args.proxy_mode,
+            speed=args.speed,
+            fleet=not args.no_fleet,
+            host=args.host,
+            iam_policy=args.iam_policy,
+            iam_principal=args.iam_principal,
+        )
+    except ValueError as exc:  # PolicyError: the file is missing, not JSON, or uses what the sandbox cannot evaluate
+        print(f"sandbox: --iam-policy: {exc} (fix the policy, or start without --iam-policy)", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

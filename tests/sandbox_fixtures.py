@@ -28,6 +28,11 @@ FAST_DURATIONS = Durations(
     native_follow_registering=0.25,
     deleting=0.2,
     upgrading=0.25,
+    restoring=0.15,
+    backing_up=0.1,
+    instance_creating=0.1,
+    proxy_creating=0.15,
+    proxy_deleting=0.1,
 )
 
 

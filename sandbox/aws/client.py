@@ -73,6 +73,12 @@ class SandboxClient:
     def reset(self) -> dict[str, Any]:
         return self._call("reset")
 
+    def iam_policy(self) -> dict[str, Any]:
+        return self._call("iam_policy")
+
+    def set_iam_policy(self, policy: dict[str, Any] | None, principal: str | None = None) -> dict[str, Any]:
+        return self._call("set_iam_policy", {"policy": policy, "principal": principal})
+
     def set_replica_lag(self, source: str, seconds: float) -> dict[str, Any]:
         return self._call("set_replica_lag", {"source": source, "seconds": seconds})
 
@@ -95,9 +101,21 @@ class SandboxClient:
     def set_member_status(self, source: str, member: str, status: str) -> dict[str, Any]:
         return self._call("set_member_status", {"source": source, "member": member, "status": status})
 
-    def fail_provisioning(self, source: str, reason: str | None = None) -> dict[str, Any]:
-        payload = {"source": source} if reason is None else {"source": source, "reason": reason}
+    def fail_provisioning(self, source: str, reason: str | None = None, task: str | None = None) -> dict[str, Any]:
+        payload = {"source": source, "task": task, **({} if reason is None else {"reason": reason})}
         return self._call("fail_provisioning", payload)
+
+    def fail_next_restore(
+        self, reason: str | None = None, status: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
+        payload = {"status": status, "name": name, **({} if reason is None else {"reason": reason})}
+        return self._call("fail_next_restore", payload)
+
+    def fail_next_proxy_creation(
+        self, reason: str | None = None, status: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
+        payload = {"name": name, **{k: v for k, v in (("reason", reason), ("status", status)) if v is not None}}
+        return self._call("fail_next_proxy_creation", payload)
 
     def _call(self, operation: str, payload: dict[str, Any] | None = None) -> Any:
         request = urllib.request.Request(

@@ -25,6 +25,12 @@ class Durations:
     native_follow_registering: float = 2.0
     deleting: float = 2.0
     upgrading: float = 3.0
+    # Restores and what the rehearsal creates (sandbox/aws/restores.py, restore_progress.py, proxy_lifecycle.py):
+    restoring: float = 3.0  # a restored instance or cluster `creating`
+    backing_up: float = 1.0  # a restored instance's first backup (`backing-up`) when backups are on
+    instance_creating: float = 2.0  # an instance added to a cluster with CreateDBInstance `creating`
+    proxy_creating: float = 2.0  # a new proxy `creating`
+    proxy_deleting: float = 1.0  # a deleted proxy `deleting`, then gone
     # How long credentials from STS AssumeRole last (sandbox/aws/sts.py); None: what the call asks for
     # (DurationSeconds, default 3600), as AWS grants.
     credential_lifetime: float | None = None

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 from sandbox.aws.database_controls import DATABASE_OPERATIONS, DatabaseControls
 from sandbox.aws.faults import REASON_DESCRIPTIONS, PinnedHealth
 from sandbox.aws.proxy_targets import DEFAULT_TARGET_GROUP
+from sandbox.aws.rehearsal_controls import REHEARSAL_OPERATIONS, RehearsalControls
 
 if TYPE_CHECKING:
     from sandbox.aws.runtime import Sandbox
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 TARGET_HEALTH_STATES = ("REGISTERING", "AVAILABLE", "UNAVAILABLE", "UNUSED")
 
 
-class SandboxControl(DatabaseControls):
+class SandboxControl(DatabaseControls, RehearsalControls):
     def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
         self._state = sandbox.state
@@ -94,6 +95,17 @@ class SandboxControl(DatabaseControls):
         self._sandbox.reset()
         return self.state()
 
+    def iam_policy(self) -> dict[str, Any]:
+        """The IAM policy enforced (None when none is) and the principal it is limited to."""
+        return self._state.iam.as_dict()
+
+    def set_iam_policy(self, policy: dict[str, Any] | None = None, principal: str | None = None) -> dict[str, Any]:
+        """Enforce this IAM policy on every AWS call (only on `principal`'s, a role or user ARN, when given); None
+        stops enforcing. Until reset(), which restores the policy given at start. ValueError names what is wrong."""
+        if policy is not None and not isinstance(policy, dict):
+            raise ValueError("policy must be an IAM policy document (a JSON object), or null to stop enforcing")
+        return self._state.iam.set(policy, principal)
+
 
 class ControlHttpApp:
     """WSGI app for /_sandbox/<operation>: GET with query parameters or POST with a JSON object."""
@@ -108,7 +120,10 @@ class ControlHttpApp:
         "timeline",
         "listeners",
         "reset",
+        "iam_policy",
+        "set_iam_policy",
         *DATABASE_OPERATIONS,
+        *REHEARSAL_OPERATIONS,
     )
 
     def __init__(self, control: SandboxControl) -> None:

@@ -66,10 +66,13 @@ class DatabaseControls:
         with self._state.lock:
             return self._sandbox.backend.set_member_status(source, member, status)
 
-    def fail_provisioning(self, source: str, reason: str = DEFAULT_PROVISIONING_FAILURE) -> dict[str, Any]:
-        """While green is provisioned: the task under way FAILED, the deployment never becomes AVAILABLE."""
+    def fail_provisioning(
+        self, source: str, reason: str = DEFAULT_PROVISIONING_FAILURE, task: str | None = None
+    ) -> dict[str, Any]:
+        """While green is provisioned: the task under way FAILED, the deployment never becomes AVAILABLE. With `task`
+        (e.g. DB_ENGINE_VERSION_UPGRADE) that task fails, armed ahead if need be (sandbox/aws/task_failures.py)."""
         with self._state.lock:
-            return self._sandbox.backend.fail_provisioning(source, reason)
+            return self._sandbox.backend.fail_provisioning(source, reason, task)
 
     def set_parameter_apply_status(self, identifier: str, status: str = "pending-reboot") -> dict[str, Any]:
         """An instance's parameter group apply status, or every member's cluster parameter group status."""

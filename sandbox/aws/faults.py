@@ -1,4 +1,5 @@
-"""Injected faults: failing API calls, failing switchover guardrails, pinned target health."""
+"""Injected faults: failing API calls, failing switchover guardrails, pinned target health, failing restores and
+proxy creations."""
 
 from __future__ import annotations
 
@@ -64,6 +65,18 @@ class GuardrailFailure:
     deployment_id: str | None
 
 
+@dataclass(frozen=True)
+class CreationFailure:
+    """The next restore or proxy creation (of `name`, or any when None) is accepted and then fails."""
+
+    reason: str
+    status: str | None
+    name: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "status": self.status, "name": self.name}
+
+
 class FaultBook:
     """Thread-safe; API faults are consumed by the request thread before the backend lock is taken."""
 
@@ -72,6 +85,7 @@ class FaultBook:
         self._api: list[ApiFault] = []
         self._guardrails: list[GuardrailFailure] = []
         self._pins: dict[tuple[str, str, str], PinnedHealth] = {}
+        self._creations: dict[str, list[CreationFailure]] = {"restore": [], "proxy": [], "deployment_task": []}
 
     def add_api_fault(self, action: str, code: str, count: int = 1, status: int | None = None) -> ApiFault:
         if count < 1:
@@ -106,6 +120,19 @@ class FaultBook:
                     return failure
         return None
 
+    def add_creation_failure(self, kind: str, failure: CreationFailure) -> None:
+        """`kind` is "restore", "proxy" or "deployment_task" (status: the task name, name: the source)."""
+        with self._lock:
+            self._creations[kind].append(failure)
+
+    def take_creation_failure(self, kind: str, name: str) -> CreationFailure | None:
+        with self._lock:
+            for failure in self._creations[kind]:
+                if failure.name in (None, name):
+                    self._creations[kind].remove(failure)
+                    return failure
+        return None
+
     def pin(self, pinned: PinnedHealth) -> None:
         if pinned.reason not in TARGET_HEALTH_REASONS:
             raise ValueError(f"reason must be one of {TARGET_HEALTH_REASONS}")
@@ -125,6 +152,8 @@ class FaultBook:
             self._api.clear()
             self._guardrails.clear()
             self._pins.clear()
+            for failures in self._creations.values():
+                failures.clear()
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
@@ -134,4 +163,7 @@ class FaultBook:
                     {"reason": g.reason, "deployment_id": g.deployment_id} for g in self._guardrails
                 ],
                 "pinned_targets": [p.as_dict() for p in self._pins.values()],
+                "restores": [f.as_dict() for f in self._creations["restore"]],
+                "proxy_creations": [f.as_dict() for f in self._creations["proxy"]],
+                "deployment_tasks": [f.as_dict() for f in self._creations["deployment_task"]],
             }

@@ -13,6 +13,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.rds.models import DBCluster, DBInstance, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 
+from sandbox.aws import automated_backups, proxy_lifecycle, restore_progress
+from sandbox.aws.automated_backups import AutomatedBackupsMixin
 from sandbox.aws.blue_green import BlueGreenMixin
 from sandbox.aws.create_checks import CreateChecksMixin
 from sandbox.aws.deletions import DeletionsMixin
@@ -22,9 +24,13 @@ from sandbox.aws.green_copies import GreenCopiesMixin
 from sandbox.aws.green_readiness import GreenReadinessMixin
 from sandbox.aws.maintenance import MaintenanceMixin, describe_pending_maintenance_actions_response
 from sandbox.aws.parameter_groups import ParameterGroupsMixin, cluster_members, instance_parameter_groups
+from sandbox.aws.proxy_lifecycle import ProxyLifecycleMixin
 from sandbox.aws.proxy_targets import ProxyTargetsMixin
 from sandbox.aws.replication import ReplicationMixin
+from sandbox.aws.restore_progress import RestoreProgressMixin
+from sandbox.aws.restores import RestoresMixin
 from sandbox.aws.state import SandboxState
+from sandbox.aws.task_failures import TaskFailuresMixin
 from sandbox.aws.upgrades import UpgradesMixin
 
 REGION = "us-east-1"
@@ -48,7 +54,12 @@ class SandboxDBCluster(DBCluster):
 
 
 class SandboxRDSBackend(
+    RestoresMixin,
+    RestoreProgressMixin,
+    AutomatedBackupsMixin,
+    ProxyLifecycleMixin,
     ProxyTargetsMixin,
+    TaskFailuresMixin,
     BlueGreenMixin,
     CreateChecksMixin,
     ReplicationMixin,
@@ -88,6 +99,9 @@ def install(state: SandboxState) -> SandboxRDSBackend:
         backend.sandbox = state
     _patch_describe_targets_response()
     _add_missing_responses()
+    automated_backups.install()
+    restore_progress.install()
+    proxy_lifecycle.install()
     return backend  # type: ignore[return-value]
 
 

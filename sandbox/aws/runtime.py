@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.secretsmanager.models import secretsmanager_backends
@@ -37,11 +40,16 @@ class Sandbox:
         fleet: bool = True,
         host: str = "127.0.0.1",
         durations: Durations | None = None,
+        iam_policy: str | Path | Mapping[str, Any] | None = None,
+        iam_principal: str | None = None,
     ) -> None:
+        """`iam_policy` (a policy dict or a JSON file's path): enforce it on every AWS call, or only on calls signed
+        by `iam_principal` (a role or user ARN) when given (`sandbox/aws/iam_enforcement.py`)."""
         config = SandboxConfig().updated(proxy_mode=proxy_mode, speed=speed)
         if durations is not None:
             config = SandboxConfig(config.proxy_mode, config.speed, durations)
         self.state = SandboxState(config)
+        self.state.iam.set(iam_policy, iam_principal, initial=True)
         self.host = host
         self.fleet = fleet
         self.listeners = ProxyListeners(host)
@@ -96,8 +104,9 @@ class Sandbox:
         self.stop()
 
     def reset(self) -> None:
-        """Fresh fleet, the configuration given at construction, no faults, empty timeline."""
+        """Fresh fleet, the configuration given at construction (its IAM policy too), no faults, empty timeline."""
         with self.state.lock:
+            self.state.iam.reset()
             self.state.scheduler.clear()
             self.state.faults.clear()
             self.state.config = self.state.initial_config

@@ -38,8 +38,11 @@ class SandboxMiddleware:
         received = time.monotonic()
         body = wire.read_body(environ)
         action, params = wire.action_and_params(environ, body)
+        # Authentication (an expired token), then authorization (the IAM policy, if any): a refusal goes no further.
         refusal = expired_token_refusal(environ, self._state.tokens)
-        if refusal is not None:  # authentication comes first: nothing else happens to the request
+        if refusal is None:
+            refusal = self._state.iam.refusal(environ, body, action)
+        if refusal is not None:
             self._state.timeline.record_call(action or "", params, refusal.status, refusal.code, received)
             start_response(wire.status_line(refusal.status), refusal.headers)
             return [refusal.body]

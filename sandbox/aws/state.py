@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sandbox.aws.clock import SandboxConfig, Scheduler
 from sandbox.aws.faults import FaultBook
+from sandbox.aws.iam_enforcement import IamGuard
 from sandbox.aws.sts import SessionTokens
 from sandbox.aws.timeline import Timeline
 
@@ -21,6 +22,7 @@ class SandboxState:
         self.timeline = Timeline()
         self.faults = FaultBook()
         self.tokens = SessionTokens()  # kept across resets: a token's expiry does not change
+        self.iam = IamGuard(self.lock)  # the IAM policy enforced on every AWS call, if any
 
     def after(self, duration_name: str, action: Callable[[float], None]) -> None:
         """Schedule `action(now)` after the named duration, scaled by the current speed."""
