@@ -181,3 +181,22 @@ def test_run_sandbox_cli_starts_prints_the_banner_and_stops_on_sigterm():
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_proxies_are_paged_as_aws_pages_them(rds, sandbox):
+    model = rds.describe_db_proxies(DBProxyName="billing-proxy")["DBProxies"][0]
+    for n in range(25):
+        rds.create_db_proxy(
+            DBProxyName=f"page-proxy-{n:02d}",
+            EngineFamily="MYSQL",
+            Auth=[{"AuthScheme": "SECRETS", "SecretArn": model["Auth"][0]["SecretArn"]}],
+            RoleArn=model["RoleArn"],
+            VpcSubnetIds=model["VpcSubnetIds"],
+        )
+    first = rds.describe_db_proxies(MaxRecords=20)
+    assert len(first["DBProxies"]) == 20 and first["Marker"]
+    rest = rds.describe_db_proxies(MaxRecords=20, Marker=first["Marker"])
+    assert "Marker" not in rest or not rest["Marker"]
+    names = [p["DBProxyName"] for p in first["DBProxies"] + rest["DBProxies"]]
+    assert len(names) == len(set(names)) == 25 + 4  # the fleet's four proxies too
+    assert len(rds.describe_db_proxies()["DBProxies"]) == 29  # one page: the default is 100

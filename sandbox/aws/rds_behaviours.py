@@ -13,7 +13,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.rds.models import DBCluster, DBInstance, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 
-from sandbox.aws import automated_backups, proxy_lifecycle, restore_progress
+from sandbox.aws import automated_backups, proxy_lifecycle, record_pages, restore_progress
 from sandbox.aws.automated_backups import AutomatedBackupsMixin
 from sandbox.aws.blue_green import BlueGreenMixin
 from sandbox.aws.create_checks import CreateChecksMixin
@@ -102,6 +102,7 @@ def install(state: SandboxState) -> SandboxRDSBackend:
     automated_backups.install()
     restore_progress.install()
     proxy_lifecycle.install()
+    record_pages.install()  # last: it pages what the other patches answer
     return backend  # type: ignore[return-value]
 
 
