@@ -51,10 +51,11 @@ def _memory(r: dict[str, Any]) -> tuple[str, str, bool | None]:
 
 def _discovery(r: dict[str, Any]) -> tuple[str, str, bool | None]:
     after = r["after"]
+    per_run = after["aws_calls_per_run_excluding_scans"]
     figure = (
-        f"{after['aws_calls_per_run_excluding_scans']:g} AWS calls/run + {after['scans']} shared scans,"
-        f" {after['describe_db_proxy_targets']} DescribeDBProxyTargets, {len(after['missed'])} missed"
-        f" (before: {r['before']['aws_calls_per_run_including_scans']:g} calls/run)"
+        f"{per_run['mean_at_aws_paging']:g} AWS calls/run (max {per_run['max']:g}) + {after['scans']} shared scans,"
+        f" {after['describe_db_proxy_targets']['total']} DescribeDBProxyTargets, {len(after['missed'])} missed"
+        f" (before: {r['before']['aws_calls_per_run_including_scans_at_aws_paging']:g} calls/run)"
     )
     return figure, "<= 40 calls/run, <= 1500 targets reads, 0 missed", r["target"]["met"]
 
