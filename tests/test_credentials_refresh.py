@@ -36,9 +36,9 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/bluegreen-bot"
 SPEED = 30.0
 LIFETIME = 120.0  # simulated seconds: 4 real seconds at SPEED
 REAL_LIFETIME = LIFETIME / SPEED
-SCENARIO = {  # simulated seconds; at SPEED: 1 s per provisioning task (4 of them), a 5 s switchover, 1 s registrations
+SCENARIO = {  # simulated seconds; at SPEED: 2 s per provisioning task (4 of them), a 5 s switchover, 1 s registrations
     "credential_lifetime": LIFETIME,
-    "provisioning_task": 30.0,
+    "provisioning_task": 60.0,  # long enough that the scenario outlasts 3 lifetimes however few calls the bot makes
     "switchover": 150.0,
     "registering": 30.0,
 }
