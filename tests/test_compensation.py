@@ -213,7 +213,9 @@ async def test_registration_refused_far_past_the_old_bound_is_retried_and_alerte
     refused = [c["t"] for c in all_calls(sandbox, "RegisterDBProxyTargets", since) if c.get("code") == REFUSAL]
     by_first = [t for t in refused if t < killed_at]
     by_second = [t for t in refused if t > killed_at]
-    assert by_first and by_second
+    timeline = sandbox.control.timeline(since=since)
+    after_kill = [(c["action"], c.get("code"), round(c["t"] - killed_at, 2)) for c in timeline if c["kind"] == "call"]
+    assert by_first and by_second, [c for c in after_kill if c[2] > 0][:30]  # seen once empty under heavy load
     assert max(by_second) + to_wall > started + OLD_BOUND  # where compensation used to give up
     for attempts in (by_first, by_second):
         gaps = [b - a for a, b in itertools.pairwise(attempts)]
