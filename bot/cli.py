@@ -27,7 +27,7 @@ from bot.workflow.engine import Engine
 from storage import open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_REQUEST = 0, 1, 2
-RUN_COMMANDS = ("create", "upgrade", "switchover", "cleanup", "rollback")
+RUN_COMMANDS = ("create", "upgrade", "switchover", "cleanup", "rollback", "rehearse")
 
 # Commands served by other top-level packages, named rather than imported: the core never imports the Slack front
 # end (`handlers`) or the simulator (`sandbox`, installed with the `[sandbox]` extra).
@@ -82,15 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
         "switchover": "switch over after a second person approves; detach/re-attach proxies where needed",
         "cleanup": "after a switchover: delete the deployment (and, approved, the old blue)",
         "rollback": "before a switchover: delete the deployment and green, keep every proxy on blue",
+        "rehearse": "the whole cycle on a disposable clone behind its own proxy, then delete it (rehearsals = true)",
     }
     for name in ("plan", *RUN_COMMANDS):
         p = with_common(sub.add_parser(name, help=helps[name]))
         p.add_argument("database")
-        if name in {"plan", "create", "upgrade", "switchover"}:
+        if name in {"plan", "create", "upgrade", "switchover", "rehearse"}:
             p.add_argument("--engine-version", required=name == "upgrade")
-        if name in {"plan", "create"}:
+        if name in {"plan", "create", "rehearse"}:
             p.add_argument("--parameter-group")
-        if name in {"plan", "create", "switchover"}:
+        if name in {"plan", "create", "switchover", "rehearse"}:
             p.add_argument("--mode", choices=MODES, default="auto")
         if name in {"plan", "switchover"}:
             p.add_argument("--timeout", type=int, dest="switchover_timeout", help="SwitchoverTimeout, 30-3600 s")

@@ -78,6 +78,7 @@ class Environment:
     lag_wait: float = 300.0  # right before detaching: how long a failing lag gate waits, re-checking
     fix_drift: bool = False  # after a switchover: restore deletion protection and tags on the new primary
     aws_describe_rate: float = 10.0  # RDS describe calls a second, for the whole environment (bot/aws/describe_budget)
+    rehearsals: bool = False  # `rehearse` may restore disposable clones of this environment's databases (costs money)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +227,7 @@ def load_settings(
         max_replica_lag=_seconds(variables, "BLUEGREEN_MAX_REPLICA_LAG", 30.0, minimum=0.0),
         lag_wait=_seconds(variables, "BLUEGREEN_LAG_WAIT", 300.0, minimum=0.0),
         fix_drift=_flag(variables, "BLUEGREEN_FIX_DRIFT", False),
+        rehearsals=_flag(variables, "BLUEGREEN_REHEARSALS", False),
         aws_describe_rate=_rate(variables, "BLUEGREEN_AWS_DESCRIBE_RATE", 10.0),
     )
     config_path = variables.get("BLUEGREEN_CONFIG")

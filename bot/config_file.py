@@ -53,6 +53,7 @@ KEYS: dict[str, tuple[Reader, str]] = {
     "max_replica_lag": (lambda v, s: types.seconds(v, s, minimum=0, maximum=86400), "number of seconds"),
     "lag_wait": (lambda v, s: types.seconds(v, s, minimum=0, maximum=86400), "number of seconds"),
     "fix_drift": (types.boolean, "boolean"),
+    "rehearsals": (types.boolean, "boolean"),
     "aws_describe_rate": (
         lambda v, s: _rate(v, s, *DESCRIBE_RATE_RANGE),
         "number of RDS describe calls a second, 0.5-1000",

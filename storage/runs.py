@@ -12,7 +12,7 @@ import sqlite_utils
 
 from storage.db import RecordNotFound, Transactor, fetch_all, fetch_one, from_json, to_json
 
-RUN_KINDS = frozenset({"create", "upgrade", "switchover", "cleanup", "rollback"})
+RUN_KINDS = frozenset({"create", "upgrade", "switchover", "cleanup", "rollback", "rehearse"})
 TERMINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "cancelled", "rejected", "expired"})
 ACTIVE_RUN_STATUSES = frozenset({"pending", "running", "waiting_approval", "waiting_window", "compensating"})
 RUN_STATUSES = ACTIVE_RUN_STATUSES | TERMINAL_RUN_STATUSES

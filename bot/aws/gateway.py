@@ -29,6 +29,7 @@ from bot.aws.deployment_events import DeploymentEvents
 from bot.aws.faults import translate
 from bot.aws.models import Database, Deployment
 from bot.aws.rds_proxies import RdsProxies
+from bot.aws.rehearsal_clones import RehearsalClones
 from bot.aws.responses import (
     parse_cluster,
     parse_deployment,
@@ -62,7 +63,7 @@ class Mutation:
     response: dict[str, Any]
 
 
-class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges, RdsProxies):
+class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges, RdsProxies, RehearsalClones):
     """One per AWS account/region. Use as an async context manager, or call `close()`.
 
     Failures raise `bot.errors.AwsError` (see the module docstring) unless a method says otherwise. With `role_arn`

@@ -8,9 +8,9 @@ from typing import Literal
 
 from bot.errors import BadRequest
 
-RunKind = Literal["create", "upgrade", "switchover", "cleanup", "rollback"]
+RunKind = Literal["create", "upgrade", "switchover", "cleanup", "rollback", "rehearse"]
 Mode = Literal["auto", "native", "workaround"]
-RUN_KINDS: tuple[RunKind, ...] = ("create", "upgrade", "switchover", "cleanup", "rollback")
+RUN_KINDS: tuple[RunKind, ...] = ("create", "upgrade", "switchover", "cleanup", "rollback", "rehearse")
 MODES: tuple[Mode, ...] = ("auto", "native", "workaround")
 
 # RDS identifiers: 1-63 letters, digits or hyphens; first a letter; no trailing hyphen or two hyphens in a row.

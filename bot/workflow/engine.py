@@ -15,6 +15,7 @@ from bot.config import Environment, Settings
 from bot.errors import BadRequest
 from bot.gates.evaluate import check_prerequisites
 from bot.planning.plan import Observed, Plan, build_plan
+from bot.planning.rehearsal import clone_name, plan_rehearsal
 from bot.planning.requests import RunRequest, check_run_id
 from bot.workflow import draining
 from bot.workflow.approvals import ApprovalDesk, ApproverCheck, ids_only
@@ -44,10 +45,23 @@ def deployment_name(database: str, run_id: str) -> str:
 
 
 def with_environment_defaults(request: RunRequest, env: Environment) -> RunRequest:
-    """The request as the environment completes it: its `fix_drift` setting turns --fix-drift on for a switchover."""
+    """The request as the environment completes it: its `fix_drift` setting turns --fix-drift on for a switchover.
+    BadRequest for a rehearsal in an environment that does not allow them (a clone and its proxy cost money)."""
+    if request.kind == "rehearse" and not env.rehearsals:
+        raise BadRequest(
+            f"environment {env.name} does not allow rehearsals: a rehearsal restores a copy of {request.database}"
+            " and creates a proxy for it, which costs money while it runs.",
+            fix=f"Set `rehearsals = true` in the [{env.name}] table of BLUEGREEN_CONFIG, then run the command again.",
+        )
     if request.kind == "switchover" and env.fix_drift and not request.fix_drift:
         return replace(request, fix_drift=True)
     return request
+
+
+def _build(request: RunRequest, observed: Observed, env: Environment) -> Plan:
+    if request.kind == "rehearse":
+        return plan_rehearsal(request, observed)
+    return build_plan(request, observed, switchover_timeout=env.switchover_timeout)
 
 
 class Engine:
@@ -148,7 +162,7 @@ class Engine:
         env = self._env(request.environment)
         request = with_environment_defaults(request, env)
         observed = await self.observe(request)
-        plan = build_plan(request, observed, switchover_timeout=env.switchover_timeout)
+        plan = _build(request, observed, env)
         return await check_prerequisites(self._gateway(env), request, observed, plan)
 
     async def databases(self, environment: str | None = None) -> list[Database]:
@@ -182,13 +196,15 @@ class Engine:
         request = with_environment_defaults(request, env)
         requested_at = self._gateway(env).proxy_index.clock()
         observed = await self.observe(request, fresh_after=requested_at)
-        plan = build_plan(request, observed, switchover_timeout=env.switchover_timeout)
+        plan = _build(request, observed, env)
         plan = await check_prerequisites(self._gateway(env), request, observed, plan)  # GatesFailed: nothing changed
         self._refuse_while_shutting_down()
         registrations = observed.registrations
         if request.kind == "rollback":
             registrations = self._recorded_registrations(observed.database.identifier) or registrations
         resources = [f"db:{observed.database.identifier}", *sorted({f"proxy:{r.proxy}" for r in registrations})]
+        if request.kind == "rehearse":
+            resources = []  # a rehearsal holds no production lock; it locks its clone once the run id is known
         params = {k: v for k, v in request.params().items() if v is not None}
         try:
             with self.store.atomic():
@@ -208,6 +224,8 @@ class Engine:
                         "prerequisites": [g.to_dict() for g in plan.gates],
                     },
                 )
+                if request.kind == "rehearse":
+                    resources = [f"db:{clone_name(run.database, run.id)}"]
                 self.store.locks.acquire(run.id, resources)
                 self.store.runs.merge_meta(run.id, {"deployment_name": deployment_name(run.database, run.id)})
                 add_steps(self.store, run.id, plan.steps)

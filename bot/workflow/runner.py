@@ -18,6 +18,7 @@ from bot.aws.gateway import AwsGateway
 from bot.config import Environment, Settings
 from bot.errors import BlueGreenError, RunCancelled
 from bot.planning.plan import StepSpec, compensation_steps
+from bot.planning.rehearsal import teardown_steps
 from bot.workflow import draining, failpoints, monitoring, run_log
 from bot.workflow.events import (
     Event,
@@ -333,6 +334,11 @@ class Runner:
                     self.store.runs.merge_meta(run_id, {"ending": ending})
                 elif open_windows:
                     add_steps(self.store, run_id, compensation_steps(run.database, list(open_windows), kind))
+            elif run.kind == "rehearse" and step.name != "teardown_rehearsal":
+                # A rehearsal always ends by deleting what it created, whatever stopped it.
+                self.store.runs.set_status(run_id, "compensating")
+                self.store.runs.merge_meta(run_id, {"ending": {"status": status, "error": message}})
+                add_steps(self.store, run_id, teardown_steps(run.database))
             elif open_windows:
                 # A proxy has no target: put it back before anything else.
                 self.store.runs.set_status(run_id, "compensating")

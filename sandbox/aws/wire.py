@@ -31,6 +31,10 @@ MAIN_PARAMS = (
     "SkipFinalSnapshot",
     "Namespace",
     "MetricName",
+    # restores: which database is read and which is created (a rehearsal must create only its own clone)
+    "SourceDBInstanceIdentifier",
+    "TargetDBInstanceIdentifier",
+    "SourceDBClusterIdentifier",
 )
 _RPC_V2_PATH = re.compile(r"/service/[^/]+/operation/([A-Za-z0-9]+)$")
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")

@@ -23,6 +23,7 @@ from bot.workflow.steps.cleanup import DeleteOldBlue, DeleteOldMembers, WaitOldB
 from bot.workflow.steps.drift import DriftReportStep
 from bot.workflow.steps.engine_upgrade import ModifyGreenVersion, WaitGreenVersion
 from bot.workflow.steps.proxy_targets import Detach, EnsureRegistered, Reattach, VerifyNativeTargets
+from bot.workflow.steps.rehearsal import RestoreClone, TeardownRehearsal, WaitCloneAvailable
 
 STEPS: tuple[type[Step], ...] = (
     # gates
@@ -50,6 +51,10 @@ STEPS: tuple[type[Step], ...] = (
     DeleteOldMembers,
     DeleteOldBlue,
     WaitOldBlueGone,
+    # rehearsals on a disposable clone
+    RestoreClone,
+    WaitCloneAvailable,
+    TeardownRehearsal,
 )
 
 

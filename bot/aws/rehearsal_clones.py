@@ -1,0 +1,86 @@
+"""The AWS calls of a rehearsal: restore a disposable clone of a DB instance, delete it, and find what a rehearsal
+tagged. A mixin of `bot.aws.gateway.AwsGateway` (the only code that calls AWS), following its contract (AwsError on
+failure, None for not-found).
+
+Shapes (RDS API reference): RestoreDBInstanceToPointInTime takes SourceDBInstanceIdentifier,
+TargetDBInstanceIdentifier, UseLatestRestorableTime, DBInstanceClass, DBSubnetGroupName, VpcSecurityGroupIds,
+DBParameterGroupName and Tags; a restored instance takes the engine's default parameter group, the VPC's default
+security group and no subnet group unless asked, so the clone names blue's. DeleteDBInstance with
+SkipFinalSnapshot=True and DeleteAutomatedBackups=True leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot import errors
+
+if TYPE_CHECKING:
+    from bot.aws.gateway import Mutation
+
+REHEARSAL_TAG = "bluegreen-bot:rehearsal"
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceShape:
+    """What a clone copies from blue."""
+
+    instance_class: str
+    subnet_group: str | None
+    security_groups: tuple[str, ...]
+    parameter_group: str | None
+
+
+class RehearsalClones:
+    _call: Callable[..., Awaitable[dict[str, Any]]]
+    _mutate: Callable[..., Awaitable[Any]]
+    _pages: Callable[..., AsyncIterator[dict[str, Any]]]
+
+    async def instance_shape(self, identifier: str) -> InstanceShape | None:
+        try:
+            response = await self._call("DescribeDBInstances", identifier, DBInstanceIdentifier=identifier)
+        except errors.NotFound:
+            return None
+        found = response.get("DBInstances", [])
+        if not found:
+            return None
+        data = found[0]
+        groups = data.get("DBParameterGroups") or []
+        return InstanceShape(
+            instance_class=data["DBInstanceClass"],
+            subnet_group=(data.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
+            security_groups=tuple(g["VpcSecurityGroupId"] for g in data.get("VpcSecurityGroups") or []),
+            parameter_group=groups[0]["DBParameterGroupName"] if groups else None,
+        )
+
+    async def restore_instance_clone(self, source: str, clone: str, shape: InstanceShape, *, run_id: str) -> Mutation:
+        params: dict[str, Any] = {
+            "SourceDBInstanceIdentifier": source,
+            "TargetDBInstanceIdentifier": clone,
+            "UseLatestRestorableTime": True,
+            "DBInstanceClass": shape.instance_class,
+            "Tags": [{"Key": REHEARSAL_TAG, "Value": run_id}],
+        }
+        if shape.subnet_group:
+            params["DBSubnetGroupName"] = shape.subnet_group
+        if shape.security_groups:
+            params["VpcSecurityGroupIds"] = list(shape.security_groups)
+        if shape.parameter_group:
+            params["DBParameterGroupName"] = shape.parameter_group
+        return await self._mutate("RestoreDBInstanceToPointInTime", clone, **params)
+
+    async def delete_instance_clone(self, clone: str) -> Mutation:
+        return await self._mutate(
+            "DeleteDBInstance", clone, DBInstanceIdentifier=clone, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
+        )
+
+    async def rehearsal_leftovers(self, run_id: str) -> list[str]:
+        """Identifiers of instances still tagged for this rehearsal (whatever their status)."""
+        left: list[str] = []
+        async for data in self._pages("DescribeDBInstances", "DBInstances"):
+            tags = {t["Key"]: t["Value"] for t in data.get("TagList") or []}
+            if tags.get(REHEARSAL_TAG) == run_id:
+                left.append(data["DBInstanceIdentifier"])
+        return left
