@@ -77,3 +77,22 @@ async def test_a_rehearsal_restores_a_clone_then_leaves_nothing_behind_and_touch
     ]
     assert tagged == []
     assert final.meta["measured"]["restore_seconds"] > 0
+
+
+async def test_a_failing_restore_reports_aws_reason_and_still_tears_the_clone_down(engine, sandbox, rds):
+    reason = "the backup of orders-pg could not be read"
+    sandbox.control.fail_next_restore(reason)
+
+    run = await engine.start(request("rehearse", "orders-pg"))
+    final = await engine.wait(run.id, 30)
+
+    clone = clone_name("orders-pg", run.id)
+    assert final.status == "failed"
+    assert "restore-error" in (final.error or "") and reason in (final.error or "")
+    steps = {s.name: s.status for s in engine.store.steps.list(run.id)}
+    assert steps["wait_clone_available"] == "failed" and "done" in {
+        s.status for s in engine.store.steps.list(run.id) if s.name == "teardown_rehearsal"
+    }
+    assert [e["action"] for e in mutations(sandbox)] == ["RestoreDBInstanceToPointInTime", "DeleteDBInstance"]
+    assert [changed(call) for call in mutations(sandbox)] == [{clone}, {clone}]
+    assert clone not in {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}

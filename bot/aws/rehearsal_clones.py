@@ -76,6 +76,16 @@ class RehearsalClones:
             "DeleteDBInstance", clone, DBInstanceIdentifier=clone, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
         )
 
+    async def instance_event_messages(self, identifier: str) -> list[str]:
+        """What AWS's events say about the instance (why a restore failed), oldest first; empty if AWS will not say."""
+        try:
+            response = await self._call(
+                "DescribeEvents", identifier, SourceType="db-instance", SourceIdentifier=identifier, Duration=1440
+            )
+        except errors.AwsError:
+            return []
+        return [str(e.get("Message", "")) for e in response.get("Events", [])]
+
     async def rehearsal_leftovers(self, run_id: str) -> list[str]:
         """Identifiers of instances still tagged for this rehearsal (whatever their status)."""
         left: list[str] = []

@@ -53,8 +53,10 @@ class WaitCloneAvailable(Step):
         async def probe() -> Database | None:
             found = await ctx.gateway.instance(clone)
             if found is None or found.status in {"failed", "restore-error", "incompatible-restore"}:
+                said = await ctx.gateway.instance_event_messages(clone)
+                reason = f": AWS says {' '.join(said)!r}" if said else ""
                 raise StepFailed(
-                    f"the restore of {clone} ended {found.status if found else 'with no instance'}",
+                    f"the restore of {clone} ended {found.status if found else 'with no instance'}{reason}",
                     fix="AWS's events for the instance say why: `aws rds describe-events --source-type db-instance"
                     f" --source-identifier {clone}`. The teardown deletes what was created.",
                 )
