@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from bot.aws import mutation_guard
+from bot.aws.gateway import AwsGateway
 from bot.cli import build_parser
 from bot.config import Settings, load_settings
 from bot.errors import BadRequest
@@ -96,3 +98,16 @@ async def test_a_failing_restore_reports_aws_reason_and_still_tears_the_clone_do
     assert [e["action"] for e in mutations(sandbox)] == ["RestoreDBInstanceToPointInTime", "DeleteDBInstance"]
     assert [changed(call) for call in mutations(sandbox)] == [{clone}, {clone}]
     assert clone not in {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}
+
+
+async def test_within_a_rehearsal_a_mutation_naming_production_is_refused_before_it_is_sent(sandbox):
+    async with AwsGateway(region="us-east-1", endpoint_url=sandbox.endpoint) as gateway:
+        blue = await gateway.instance("orders-pg")
+        assert blue is not None
+        with mutation_guard.only(frozenset({"orders-pg-rh-1a2b3c4d"})):
+            with pytest.raises(mutation_guard.RehearsalOverreach, match="orders-pg"):
+                await gateway.modify_engine_version(blue, "16.4", allow_major=True)
+            with pytest.raises(mutation_guard.RehearsalOverreach, match="orders-pg"):
+                await gateway.delete_cluster_member("orders-pg")
+
+    assert mutations(sandbox) == []

@@ -22,6 +22,7 @@ from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot import errors
+from bot.aws import mutation_guard
 from bot.aws.commands import aws_command
 from bot.aws.credentials import RoleCredentials, assumed_role_credentials, use_credentials
 from bot.aws.database_reads import DatabaseReads
@@ -175,6 +176,7 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges, RdsProxies, R
         return parse(items[0]) if items else None
 
     async def _mutate(self, action: str, resource: str | None, **params: Any) -> Mutation:
+        mutation_guard.check(action, params)  # a rehearsal's step: only what the rehearsal created
         response = await self._call(action, resource, **params)
         return Mutation(
             action=action,

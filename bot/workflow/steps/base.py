@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from bot.aws import mutation_guard
 from bot.aws.gateway import AwsGateway, Mutation
 from bot.aws.models import Database, Registration
 from bot.config import Environment
 from bot.errors import AwsError, BlueGreenError, RunCancelled
 from bot.planning.fingerprint import switchover_fingerprint
 from bot.planning.plan import StepSpec
+from bot.planning.rehearsal import clone_name
 from bot.workflow import failpoints
 from bot.workflow.events import AwsCall, Event, Notice, RunSnapshot
 from storage import RunRecord, StepRecord, Store
@@ -115,9 +117,15 @@ class StepContext:
     def remember(self, **values: Any) -> None:
         self.store.runs.merge_meta(self.run_id, values)
 
+    @property
+    def subject(self) -> str:
+        """The database the run's steps act on: the run's database, or a rehearsal's clone once it exists."""
+        return str(self.run.meta.get("subject") or self.run.database)
+
     async def database(self, identifier: str | None = None) -> Database:
-        kind = self.run.meta.get("database_kind") if identifier in (None, self.run.database) else None
-        identifier = identifier or self.run.database
+        subject = self.subject
+        kind = self.run.meta.get("database_kind") if identifier in (None, subject) else None
+        identifier = identifier or subject
         database = await self.gateway.database(identifier, kind)
         if database is None:
             raise StepFailed(
@@ -141,7 +149,7 @@ class StepContext:
     def database_on_record(self) -> Database:
         """The run's database by name and kind, without asking AWS (registration needs no more)."""
         kind = self.run.meta.get("database_kind", "instance")
-        return Database(identifier=self.run.database, kind=kind, arn="", engine="", engine_version="", status="")
+        return Database(identifier=self.subject, kind=kind, arn="", engine="", engine_version="", status="")
 
     async def mutate(self, call: Callable[[], Awaitable[Mutation]], *, what: str) -> Mutation:
         """Make one AWS mutation and record it everywhere, whether it succeeded or not."""
@@ -150,13 +158,22 @@ class StepContext:
             actor=self.actor, action="aws-sent", run_id=self.run_id, detail={"what": what, "step": self.idx}
         )
         try:
-            mutation = await call()
+            with mutation_guard.only(self.rehearsal_resources()):
+                mutation = await call()
         except AwsError as exc:
             self._record(exc.action, what, exc.request_id, exc.code, started, command=None)
             raise
         self._record(mutation.action, what, mutation.request_id, "ok", started, command=mutation.command)
         failpoints.hit(f"after-call:{mutation.action}")
         return mutation
+
+    def rehearsal_resources(self) -> frozenset[str] | None:
+        """A rehearsal's own resources, the only ones its mutations may name; None for any other run."""
+        run = self.run
+        if run.kind != "rehearse":
+            return None
+        created = (run.meta.get("subject"), run.meta.get("deployment_name"), run.meta.get("deployment_id"))
+        return frozenset({clone_name(run.database, run.id), *(str(c) for c in created if c)})
 
     def answered(self, what: str) -> bool:
         """Whether an earlier attempt of this step recorded AWS's answer to that mutation."""

@@ -102,7 +102,7 @@ class CreateDeployment(Step):
                         reason=f"AWS refused a blue/green deployment with the proxy attached ({exc.code});"
                         " falling back to the runbook's workaround",
                         strategy="workaround",
-                        steps=workaround_create_steps(ctx.registrations(), ctx.run.database),
+                        steps=workaround_create_steps(ctx.registrations(), ctx.subject),
                     )
                 raise StepFailed(exc.message, fix="Run it again with --mode workaround.") from exc
             except AwsError as exc:
