@@ -15,6 +15,7 @@ from bot.config import Settings, load_settings
 from bot.errors import BadRequest
 from bot.planning.rehearsal import clone_name
 from bot.workflow.engine import Engine
+from bot.workflow.events import Notice
 from tests.engine_fixtures import engine_env, request, sandbox_gateways
 
 MUTATIONS = ("Create", "Delete", "Modify", "Restore", "Register", "Deregister", "Switchover", "Add", "Remove")
@@ -34,9 +35,17 @@ def mutations(sandbox: Any) -> list[dict[str, Any]]:
 
 
 def changed(call: dict[str, Any]) -> set[str]:
-    """What a recorded call changes: its identifier-like parameters, but not the source a restore reads."""
+    """What a recorded call changes: its identifier and name parameters (a deployment's source by its ARN), not the
+    source a restore reads nor a proxy's target group."""
     params = call.get("params") or {}
-    return {str(v) for k, v in params.items() if k.endswith(("Identifier", "Name")) and not k.startswith("Source")}
+    names: set[str] = set()
+    for key, value in params.items():
+        values = value if isinstance(value, list) else [value]
+        if key == "Source":
+            names |= {str(v).rsplit(":", 1)[-1] for v in values}
+        elif key.endswith(("Identifier", "Identifiers", "Name")) and key not in ("TargetGroupName",):
+            names |= {str(v) for v in values if not key.startswith("Source")}
+    return names
 
 
 def test_rehearse_is_a_cli_run_command_with_the_create_options():
@@ -59,26 +68,39 @@ async def test_an_environment_without_rehearsals_refuses_and_says_how_to_allow_t
     assert mutations(sandbox) == []
 
 
-async def test_a_rehearsal_restores_a_clone_then_leaves_nothing_behind_and_touches_no_production(engine, sandbox, rds):
+def ours(names: set[str], clone: str, deployment: tuple[str, str]) -> bool:
+    """Every name is the clone's, one derived from it (`-old1`, green, a second proxy) or the run's deployment."""
+    return all(n == clone or n.startswith(f"{clone}-") or n in deployment for n in names)
+
+
+async def test_rehearse_orders_pg_runs_the_whole_cycle_on_a_clone_and_leaves_nothing_behind(engine, sandbox, rds, sink):
     run = await engine.start(request("rehearse", "orders-pg", engine_version="16.4"))
     clone = clone_name("orders-pg", run.id)
-    locks = (engine.store.locks.holder("db:orders-pg"), engine.store.locks.holder(f"db:{clone}"))
-    final = await engine.wait(run.id, 30)
+    locks = (engine.store.locks.holder("db:orders-pg"), engine.store.locks.holder("proxy:orders-proxy"))
+    clone_lock = engine.store.locks.holder(f"db:{clone}")
+    final = await engine.wait(run.id, 60)
 
     assert final.status == "succeeded", final.error
-    assert locks == (None, run.id)  # the clone's lock, never production's
-    assert [e["action"] for e in mutations(sandbox)] == ["RestoreDBInstanceToPointInTime", "DeleteDBInstance"]
-    assert [changed(call) for call in mutations(sandbox)] == [{clone}, {clone}]
+    assert locks == (None, None) and clone_lock == run.id  # the clone's lock, never production's
+    actions = [e["action"] for e in mutations(sandbox)]
+    assert actions[:2] == ["RestoreDBInstanceToPointInTime", "CreateDBProxy"]
+    assert {"CreateBlueGreenDeployment", "SwitchoverBlueGreenDeployment", "DeleteBlueGreenDeployment"} <= set(actions)
+    assert actions.count("DeleteDBInstance") == 2 and "DeleteDBProxy" in actions
+    deployment = (final.meta["deployment_id"], final.meta["deployment_name"])
+    assert all(ours(changed(call), clone, deployment) for call in mutations(sandbox)), mutations(sandbox)
     assert mutations(sandbox)[0]["params"]["SourceDBInstanceIdentifier"] == "orders-pg"  # read, never changed
     restored = [c for s in engine.store.steps.list(run.id) for c in s.aws_calls if c["action"].startswith("Restore")]
     assert f"Key=bluegreen-bot:rehearsal,Value={run.id}" in restored[0]["command"]
-    tagged = [
-        d["DBInstanceIdentifier"]
-        for d in rds.describe_db_instances()["DBInstances"]
-        if {"Key": "bluegreen-bot:rehearsal", "Value": final.id} in d.get("TagList", [])
-    ]
-    assert tagged == []
-    assert final.meta["measured"]["restore_seconds"] > 0
+    tag = {"Key": "bluegreen-bot:rehearsal", "Value": final.id}
+    assert [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"] if tag in d["TagList"]] == []
+    assert clone not in {p["DBProxyName"] for p in rds.describe_db_proxies()["DBProxies"]}
+    assert rds.describe_blue_green_deployments()["BlueGreenDeployments"] == []
+    blue = rds.describe_db_instances(DBInstanceIdentifier="orders-pg")["DBInstances"][0]
+    assert blue["EngineVersion"] == "15.7" and blue["DBInstanceStatus"] == "available"
+    report = final.meta["rehearsal_report"]
+    for label in ("restore to available", "proxy available", "green AVAILABLE", "switchover", "without a target"):
+        assert label in report, report
+    assert any(report in n.text for n in sink.of(Notice))
 
 
 async def test_a_failing_restore_reports_aws_reason_and_still_tears_the_clone_down(engine, sandbox, rds):

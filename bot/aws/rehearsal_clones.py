@@ -6,7 +6,8 @@ Shapes (RDS API reference): RestoreDBInstanceToPointInTime takes SourceDBInstanc
 TargetDBInstanceIdentifier, UseLatestRestorableTime, DBInstanceClass, DBSubnetGroupName, VpcSecurityGroupIds,
 DBParameterGroupName and Tags; a restored instance takes the engine's default parameter group, the VPC's default
 security group and no subnet group unless asked, so the clone names blue's. DeleteDBInstance with
-SkipFinalSnapshot=True and DeleteAutomatedBackups=True leaves nothing behind.
+SkipFinalSnapshot=True and DeleteAutomatedBackups=True leaves nothing behind. CreateDBProxy takes DBProxyName,
+EngineFamily, Auth, RoleArn, VpcSubnetIds, VpcSecurityGroupIds, RequireTLS, IdleClientTimeout and Tags.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from bot.aws.gateway import Mutation
 
 REHEARSAL_TAG = "bluegreen-bot:rehearsal"
+# CreateDBProxy parameters a rehearsal proxy takes from a production proxy (RDS API reference, DBProxy).
+PROXY_COPIED = ("EngineFamily", "RoleArn", "VpcSubnetIds", "VpcSecurityGroupIds", "RequireTLS", "IdleClientTimeout")
+PROXY_AUTH_FIELDS = ("AuthScheme", "SecretArn", "IAMAuth", "Description", "ClientPasswordAuthType")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,28 @@ class RehearsalClones:
         except errors.AwsError:
             return []
         return [str(e.get("Message", "")) for e in response.get("Events", [])]
+
+    async def proxy_settings(self, name: str) -> dict[str, Any] | None:
+        """What a rehearsal proxy copies from a production proxy, as CreateDBProxy parameters; None if it is gone."""
+        try:
+            response = await self._call("DescribeDBProxies", name, DBProxyName=name)
+        except errors.NotFound:
+            return None
+        found = response.get("DBProxies", [])
+        if not found:
+            return None
+        data = found[0]
+        auth = [{k: v for k, v in a.items() if k in PROXY_AUTH_FIELDS} for a in data.get("Auth") or []]
+        settings = {key: data[key] for key in PROXY_COPIED if key in data}
+        return settings | {"Auth": auth}
+
+    async def create_proxy_clone(self, name: str, settings: dict[str, Any], *, run_id: str) -> Mutation:
+        return await self._mutate(
+            "CreateDBProxy", name, DBProxyName=name, Tags=[{"Key": REHEARSAL_TAG, "Value": run_id}], **settings
+        )
+
+    async def delete_proxy_clone(self, name: str) -> Mutation:
+        return await self._mutate("DeleteDBProxy", name, DBProxyName=name)
 
     async def rehearsal_leftovers(self, run_id: str) -> list[str]:
         """Identifiers of instances still tagged for this rehearsal (whatever their status)."""

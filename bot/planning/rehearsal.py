@@ -5,10 +5,12 @@ The clone is `clone_name(db, run id)`; the run id is not known when the plan is 
 
 from __future__ import annotations
 
+from bot.aws.models import Registration
 from bot.aws.rehearsal_clones import REHEARSAL_TAG
 from bot.errors import BadRequest
-from bot.planning.plan import Observed, Plan, StepSpec
+from bot.planning.plan import Observed, Plan, StepSpec, workaround_create_steps
 from bot.planning.requests import RunRequest
+from bot.planning.strategy import choose_strategy
 
 
 def clone_name(database: str, run_id: str) -> str:
@@ -54,14 +56,40 @@ def plan_rehearsal(request: RunRequest, observed: Observed) -> Plan:
             "Wait for the clone to be available",
             commands=(f"aws rds describe-db-instances --db-instance-identifier {clone}",),
         ),
+    ]
+    strategy, reason = choose_strategy(request.mode, database, observed.registrations)
+    if observed.registrations:
+        proxies = sorted({r.proxy for r in observed.registrations})
+        steps.append(
+            StepSpec(
+                "create_clone_proxies",
+                f"Create a proxy for the clone like {', '.join(proxies)}, and register the clone",
+                commands=tuple(f"aws rds create-db-proxy --db-proxy-name {clone} (settings of {p})" for p in proxies),
+            )
+        )
+    if strategy == "workaround":
+        clone_registrations = [Registration(clone)] if observed.registrations else []
+        steps += workaround_create_steps(clone_registrations, clone, database.kind)
+    else:
+        steps += [
+            StepSpec(
+                "create_deployment",
+                "Create the clone's blue/green deployment"
+                + (" with its proxy attached" if strategy == "native" else ""),
+                {"strategy": strategy, "fallback": request.mode == "auto" and strategy == "native"},
+            ),
+            StepSpec("wait_deployment_available", "Wait for the deployment to be AVAILABLE"),
+        ]
+    steps += [
+        StepSpec("rehearse_switchover", "Switch the clone over (no approval: production does not change)"),
         *teardown_steps(database.identifier),
     ]
     facts = {"source": database.identifier, "engine": f"{database.engine} {database.engine_version}"}
     return Plan(
         "rehearse",
         database.identifier,
-        None,
-        "a disposable clone; production is only read",
+        strategy,
+        f"on a disposable clone, production only read; {reason}",
         tuple(steps),
         facts,
         "none in production: only the clone's proxy is detached",

@@ -203,7 +203,8 @@ class Engine:
         if request.kind == "rollback":
             registrations = self._recorded_registrations(observed.database.identifier) or registrations
         resources = [f"db:{observed.database.identifier}", *sorted({f"proxy:{r.proxy}" for r in registrations})]
-        if request.kind == "rehearse":
+        rehearsal = request.kind == "rehearse"
+        if rehearsal:
             resources = []  # a rehearsal holds no production lock; it locks its clone once the run id is known
         params = {k: v for k, v in request.params().items() if v is not None}
         try:
@@ -217,14 +218,16 @@ class Engine:
                     channel=request.channel,
                     strategy=plan.strategy,
                     meta={
-                        "registrations": [r.to_dict() for r in registrations],
+                        # A rehearsal's registrations are its own proxies' (once created); production's are copied.
+                        "registrations": [] if rehearsal else [r.to_dict() for r in registrations],
+                        **({"production_registrations": [r.to_dict() for r in registrations]} if rehearsal else {}),
                         "database_kind": observed.database.kind,
                         "plan_reason": plan.reason,
                         "detached_estimate": plan.detached_estimate,
                         "prerequisites": [g.to_dict() for g in plan.gates],
                     },
                 )
-                if request.kind == "rehearse":
+                if rehearsal:
                     resources = [f"db:{clone_name(run.database, run.id)}"]
                 self.store.locks.acquire(run.id, resources)
                 self.store.runs.merge_meta(run.id, {"deployment_name": deployment_name(run.database, run.id)})

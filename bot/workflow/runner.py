@@ -282,10 +282,21 @@ class Runner:
         task.add_done_callback(self._reports.discard)
 
     def _replan(self, run_id: str, idx: int, replan: Replan) -> None:
+        run = self.store.runs.get(run_id)
+        later: list[StepSpec] = []
+        if run is not None and run.kind == "rehearse":
+            # A rehearsal keeps the rest of its plan (its switchover, its teardown) after the replaced part.
+            replaced = {spec.kind for spec in replan.steps}
+            later = [
+                StepSpec(s.name, s.title, dict(spec.get("params", {})), tuple(spec.get("commands", ())))
+                for s in self.store.steps.list(run_id)
+                if s.idx > idx and s.status == "waiting" and s.name not in replaced
+                for spec in [s.state.get("spec", {})]
+            ]
         with self.store.atomic():
             self.store.steps.finish(run_id, idx, "skipped", detail=replan.reason)
             self._skip_rest(run_id, idx, "skipped")
-            add_steps(self.store, run_id, replan.steps)
+            add_steps(self.store, run_id, [*replan.steps, *later])
             self.store.runs.update(run_id, strategy=replan.strategy)
             self.store.audit.append(
                 actor="bluegreen-bot", action="run:replanned", run_id=run_id, detail={"reason": replan.reason}

@@ -23,7 +23,13 @@ from bot.workflow.steps.cleanup import DeleteOldBlue, DeleteOldMembers, WaitOldB
 from bot.workflow.steps.drift import DriftReportStep
 from bot.workflow.steps.engine_upgrade import ModifyGreenVersion, WaitGreenVersion
 from bot.workflow.steps.proxy_targets import Detach, EnsureRegistered, Reattach, VerifyNativeTargets
-from bot.workflow.steps.rehearsal import RestoreClone, TeardownRehearsal, WaitCloneAvailable
+from bot.workflow.steps.rehearsal import (
+    CreateCloneProxies,
+    RehearseSwitchover,
+    RestoreClone,
+    TeardownRehearsal,
+    WaitCloneAvailable,
+)
 
 STEPS: tuple[type[Step], ...] = (
     # gates
@@ -54,6 +60,8 @@ STEPS: tuple[type[Step], ...] = (
     # rehearsals on a disposable clone
     RestoreClone,
     WaitCloneAvailable,
+    CreateCloneProxies,
+    RehearseSwitchover,
     TeardownRehearsal,
 )
 

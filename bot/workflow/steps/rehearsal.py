@@ -6,16 +6,21 @@ call; the production database is only ever read.
 
 from __future__ import annotations
 
-from bot.aws.models import Database
+from collections.abc import Awaitable, Callable
+
+from bot.aws.models import Database, Registration
+from bot.planning.plan import StepSpec
 from bot.planning.rehearsal import clone_name
+from bot.planning.strategy import switchover_strategy
 from bot.workflow import polling
 from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed
+from bot.workflow.steps.proxy_targets import attach
 
 
 def owned(ctx: StepContext, identifier: str) -> str:
     """The identifier, if this rehearsal created it; StepFailed before any call that would touch anything else."""
     clone = clone_name(ctx.run.database, ctx.run_id)
-    if identifier != clone:
+    if identifier != clone and not identifier.startswith(f"{clone}-"):
         raise StepFailed(
             f"refused: a rehearsal may change only what it created ({clone}), not {identifier}",
             fix="This is a bug in the rehearsal's plan; nothing was sent to AWS. Report it with `show RUN`.",
@@ -67,34 +72,174 @@ class WaitCloneAvailable(Step):
         )
         started = float(ctx.run.meta.get("restore_started") or ctx.clock())
         seconds = round(ctx.clock() - started, 1)
-        ctx.remember(measured={**ctx.run.meta.get("measured", {}), "restore_seconds": seconds})
+        ctx.remember(subject=clone, measured={**ctx.run.meta.get("measured", {}), "restore_seconds": seconds})
         ctx.say(f"{result.value.identifier} is available ({seconds} s after the restore was asked for)")
         return None
 
 
+def proxy_names(ctx: StepContext) -> list[str]:
+    """One rehearsal proxy per production proxy: `<clone>`, then `<clone>-2`, ..."""
+    clone = clone_name(ctx.run.database, ctx.run_id)
+    count = len({r["proxy"] for r in ctx.run.meta.get("production_registrations", [])})
+    return [clone if i == 0 else f"{clone}-{i + 1}" for i in range(count)]
+
+
+def measure(ctx: StepContext, **values: float) -> None:
+    ctx.remember(measured={**ctx.run.meta.get("measured", {}), **values})
+
+
+class CreateCloneProxies(Step):
+    """A proxy for the clone copying each production proxy's engine family, auth, role, subnets and security
+    groups; then the clone registered with each (AVAILABLE), which becomes the run's registrations."""
+
+    kind = "create_clone_proxies"
+
+    async def run(self, ctx: StepContext) -> Replan | None:
+        production = sorted({r["proxy"] for r in ctx.run.meta.get("production_registrations", [])})
+        started = ctx.clock()
+        for source, name in zip(production, proxy_names(ctx), strict=True):
+            if await ctx.gateway.proxy(owned(ctx, name)) is not None:
+                ctx.say(f"proxy {name} already exists: not created again")
+                continue
+            settings = await ctx.gateway.proxy_settings(source)
+            if settings is None:
+                raise StepFailed(f"production proxy {source} no longer exists", fix="Run the rehearsal again.")
+            await ctx.mutate(
+                lambda n=name, c=settings: ctx.gateway.create_proxy_clone(n, c, run_id=ctx.run_id),
+                what=f"create proxy {name} like {source}",
+            )
+        for name in proxy_names(ctx):
+
+            async def available(proxy: str = name) -> bool | None:
+                found = await ctx.gateway.proxy(proxy)
+                if found is None or found.status in {"incompatible-network", "insufficient-resource-limits"}:
+                    raise StepFailed(
+                        f"proxy {proxy} ended {found.status if found else 'missing'}",
+                        fix="Check the production proxy's subnets and the account's proxy quota; the teardown"
+                        " deletes what was created.",
+                    )
+                return True if found.status == "available" else None
+
+            await polling.wait_for(
+                available, policy=polling.SLOW, what=f"proxy {name} available", check_cancel=ctx.check_cancel
+            )
+        measure(ctx, proxy_seconds=round(ctx.clock() - started, 1))
+        registrations = [Registration(name) for name in proxy_names(ctx)]
+        ctx.remember(registrations=[r.to_dict() for r in registrations])
+        clone = await ctx.database()
+        for registration in registrations:
+            await attach(ctx, registration, clone, timeout=ctx.env.target_timeout)
+        ctx.say(f"{clone.identifier} is AVAILABLE behind {', '.join(proxy_names(ctx)) or 'no proxy'}")
+        return None
+
+
+class RehearseSwitchover(Step):
+    """The switchover steps production would run for this deployment, without the approval (nothing in production
+    changes) and without the drift report."""
+
+    kind = "rehearse_switchover"
+
+    async def run(self, ctx: StepContext) -> Replan | None:
+        deployment = await ctx.required("deployment_id", ctx.gateway.deployment, missing="deployment {} is gone")
+        mode = str(ctx.run.params.get("mode") or "auto")
+        strategy, reason = switchover_strategy(mode, ctx.registrations(), deployment)
+        switch = StepSpec("switchover", "Switch over the clone", {"timeout": ctx.env.switchover_timeout})
+        labels = ", ".join(r.label for r in ctx.registrations())
+        if strategy == "workaround":
+            steps = [
+                StepSpec("detach", f"Deregister the clone from {labels}", disruptive=True),
+                switch,
+                StepSpec("reattach", f"Register the clone's new primary with {labels}"),
+            ]
+        elif strategy == "native":
+            steps = [switch, StepSpec("verify_native_targets", f"Verify {labels} moved to the new primary")]
+        else:
+            steps = [switch]
+        ctx.remember(switchover_started=ctx.clock())
+        return Replan(reason=f"switching the clone over: {reason}", strategy=strategy, steps=steps)
+
+
 class TeardownRehearsal(Step):
-    """Delete the clone (no final snapshot) and check that nothing tagged for this rehearsal remains."""
+    """Delete everything the rehearsal created (deployment, proxies, both clones, no final snapshots) and check that
+    nothing tagged for it remains."""
 
     kind = "teardown_rehearsal"
     interruptible = False
 
     async def run(self, ctx: StepContext) -> Replan | None:
-        clone = owned(ctx, clone_name(ctx.run.database, ctx.run_id))
-        found = await ctx.gateway.instance(clone)
-        if found is not None and found.status != "deleting":
-            await ctx.mutate(lambda: ctx.gateway.delete_instance_clone(clone), what=f"delete the clone {clone}")
-
-        async def gone() -> bool | None:
-            return True if await ctx.gateway.instance(clone) is None else None
-
-        await polling.wait_for(gone, policy=polling.SLOW, what=f"{clone} to be deleted")
+        clone = clone_name(ctx.run.database, ctx.run_id)
+        deployment = await ctx.recorded("deployment_id", ctx.gateway.deployment)
+        if deployment is not None:
+            if deployment.status != "DELETING":
+                delete_target = not deployment.switched_over
+                await ctx.mutate(
+                    lambda: ctx.gateway.delete_deployment(deployment.identifier, delete_target=delete_target),
+                    what=f"delete the rehearsal's deployment {deployment.identifier}",
+                )
+            await self._gone(
+                ctx, f"{deployment.identifier} deleted", lambda: ctx.gateway.deployment(deployment.identifier)
+            )
+        for name in proxy_names(ctx):
+            found = await ctx.gateway.proxy(owned(ctx, name))
+            if found is not None and found.status != "deleting":
+                await ctx.mutate(lambda n=name: ctx.gateway.delete_proxy_clone(n), what=f"delete proxy {name}")
+        for name in proxy_names(ctx):
+            await self._gone(ctx, f"proxy {name} deleted", lambda n=name: ctx.gateway.proxy(n))
+        instances = {clone, f"{clone}-old1", *await ctx.gateway.rehearsal_leftovers(ctx.run_id)}
+        for name in sorted(instances):
+            found = await ctx.gateway.instance(owned(ctx, name))
+            if found is not None and found.status != "deleting":
+                await ctx.mutate(lambda n=name: ctx.gateway.delete_instance_clone(n), what=f"delete the clone {name}")
+        for name in sorted(instances):
+            await self._gone(ctx, f"{name} deleted", lambda n=name: ctx.gateway.instance(n))
         left = await ctx.gateway.rehearsal_leftovers(ctx.run_id)
+        left += [name for name in proxy_names(ctx) if await ctx.gateway.proxy(name) is not None]
         if left:
             raise StepFailed(
-                f"still tagged for rehearsal {ctx.run_id}: {', '.join(left)}",
-                fix=f"Delete them: `aws rds delete-db-instance --db-instance-identifier {left[0]}"
+                f"still there after the rehearsal {ctx.run_id}: {', '.join(left)}",
+                fix=f"Delete them by hand, e.g. `aws rds delete-db-instance --db-instance-identifier {left[0]}"
                 " --skip-final-snapshot`.",
             )
-        ctx.observe(deleted=[clone], leftovers=[])
-        ctx.say(f"deleted {clone}; nothing tagged for this rehearsal remains")
+        ctx.observe(deleted=sorted(instances | set(proxy_names(ctx))), leftovers=[])
+        ctx.say(f"deleted {', '.join(sorted(instances))} and {', '.join(proxy_names(ctx)) or 'no proxy'}")
+        report = rehearsal_report(ctx)
+        ctx.remember(rehearsal_report=report)
+        ctx.notify(report, broadcast=True)
         return None
+
+    @staticmethod
+    async def _gone(ctx: StepContext, what: str, fetch: Callable[[], Awaitable[object]]) -> None:
+        async def probe() -> bool | None:
+            return True if await fetch() is None else None
+
+        await polling.wait_for(probe, policy=polling.SLOW, what=what)
+
+
+def rehearsal_report(ctx: StepContext) -> str:
+    run = ctx.run
+    measured = run.meta.get("measured", {})
+    steps = ctx.store.steps.list(ctx.run_id)
+    done = {s.name: s for s in steps if s.status == "done" and s.started_at and s.ended_at}
+    measured = dict(measured)
+    if "create_deployment" in done and "wait_deployment_available" in done:
+        green = done["wait_deployment_available"].ended_at - done["create_deployment"].started_at  # type: ignore[operator]
+        measured["green_seconds"] = round(green, 1)
+    if "switchover" in done:
+        measured["switchover_seconds"] = round(done["switchover"].ended_at - done["switchover"].started_at, 1)  # type: ignore[operator]
+    lines = [f"Rehearsal of {run.database} on a disposable clone: what it measured"]
+    labels = {
+        "restore_seconds": "restore to available",
+        "proxy_seconds": "proxy available",
+        "green_seconds": "green AVAILABLE",
+        "switchover_seconds": "switchover",
+    }
+    for key, label in labels.items():
+        if key in measured:
+            lines.append(f"- {label}: {measured[key]} s")
+    for proxy, window in (run.summary or {}).get("windows", {}).items():
+        lines.append(f"- {proxy} without a target: {window.get('seconds')} s")
+    ending = run.meta.get("ending")
+    if ending and ending.get("error"):
+        lines.append(f"- failed: {ending['error']}")
+    lines.append(f"- torn down: nothing tagged bluegreen-bot:rehearsal={run.id} remains ({len(steps)} steps)")
+    return "\n".join(lines)
