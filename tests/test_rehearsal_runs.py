@@ -133,3 +133,39 @@ async def test_within_a_rehearsal_a_mutation_naming_production_is_refused_before
                 await gateway.delete_cluster_member("orders-pg")
 
     assert mutations(sandbox) == []
+
+
+async def test_a_failing_upgrade_task_reports_aws_reason_and_tears_everything_down(engine, sandbox, rds):
+    reason = "the extension postgis 2.5 blocks the upgrade to 16.4"
+    run = await engine.start(request("rehearse", "orders-pg", engine_version="16.4"))
+    clone = clone_name("orders-pg", run.id)
+    sandbox.control.fail_provisioning(clone, reason, task="DB_ENGINE_VERSION_UPGRADE")  # armed before it exists
+
+    final = await engine.wait(run.id, 60)
+
+    assert final.status == "failed"
+    assert reason in (final.error or ""), final.error
+    actions = [e["action"] for e in mutations(sandbox)]
+    assert "SwitchoverBlueGreenDeployment" not in actions and "DeleteBlueGreenDeployment" in actions
+    teardown = [s for s in engine.store.steps.list(run.id) if s.name == "teardown_rehearsal"]
+    assert [s.status for s in teardown][-1] == "done"
+    assert reason in final.meta["rehearsal_report"]
+    tag = {"Key": "bluegreen-bot:rehearsal", "Value": run.id}
+    assert [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"] if tag in d["TagList"]] == []
+    assert not any(p["DBProxyName"].startswith(clone) for p in rds.describe_db_proxies()["DBProxies"])
+    assert rds.describe_blue_green_deployments()["BlueGreenDeployments"] == []
+    deployment = (final.meta["deployment_id"], final.meta["deployment_name"])
+    assert all(ours(changed(call), clone, deployment) for call in mutations(sandbox))
+
+
+async def test_rehearse_billing_mysql_copies_both_of_its_proxies(engine, sandbox, rds):
+    final = await engine.wait((await engine.start(request("rehearse", "billing-mysql"))).id, 60)
+
+    clone = clone_name("billing-mysql", final.id)
+    assert final.status == "succeeded", final.error
+    created = sorted(e["params"]["DBProxyName"] for e in mutations(sandbox) if e["action"] == "CreateDBProxy")
+    assert created == [clone, f"{clone}-2"]
+    assert sorted(e["params"]["DBProxyName"] for e in mutations(sandbox) if e["action"] == "DeleteDBProxy") == created
+    deployment = (final.meta["deployment_id"], final.meta["deployment_name"])
+    assert all(ours(changed(call), clone, deployment) for call in mutations(sandbox))
+    assert not any(p["DBProxyName"].startswith(clone) for p in rds.describe_db_proxies()["DBProxies"])
