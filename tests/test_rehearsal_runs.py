@@ -16,6 +16,7 @@ from bot.errors import BadRequest
 from bot.planning.rehearsal import clone_name
 from bot.workflow.engine import Engine
 from bot.workflow.events import Notice
+from sandbox.waiting import async_wait_until
 from tests.engine_fixtures import engine_env, request, sandbox_gateways
 
 MUTATIONS = ("Create", "Delete", "Modify", "Restore", "Register", "Deregister", "Switchover", "Add", "Remove")
@@ -169,3 +170,20 @@ async def test_rehearse_billing_mysql_copies_both_of_its_proxies(engine, sandbox
     deployment = (final.meta["deployment_id"], final.meta["deployment_name"])
     assert all(ours(changed(call), clone, deployment) for call in mutations(sandbox))
     assert not any(p["DBProxyName"].startswith(clone) for p in rds.describe_db_proxies()["DBProxies"])
+
+
+async def test_a_cancelled_rehearsal_still_tears_down_what_it_created(engine, sandbox, rds):
+    run = await engine.start(request("rehearse", "orders-pg", engine_version="16.4"))
+    clone = clone_name("orders-pg", run.id)
+    await async_wait_until(
+        lambda: any(e["action"] == "CreateDBProxy" for e in mutations(sandbox)), 30, what="the rehearsal proxy created"
+    )
+    await engine.cancel(run.id, "U0ALICE")
+
+    final = await engine.wait(run.id, 60)
+
+    assert final.status == "cancelled", (final.status, final.error)
+    assert [s.status for s in engine.store.steps.list(run.id) if s.name == "teardown_rehearsal"][-1] == "done"
+    assert "DeleteDBProxy" in [e["action"] for e in mutations(sandbox)]
+    assert not any(p["DBProxyName"].startswith(clone) for p in rds.describe_db_proxies()["DBProxies"])
+    assert not any(d["DBInstanceIdentifier"].startswith(clone) for d in rds.describe_db_instances()["DBInstances"])
