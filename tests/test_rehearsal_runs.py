@@ -187,3 +187,18 @@ async def test_a_cancelled_rehearsal_still_tears_down_what_it_created(engine, sa
     assert "DeleteDBProxy" in [e["action"] for e in mutations(sandbox)]
     assert not any(p["DBProxyName"].startswith(clone) for p in rds.describe_db_proxies()["DBProxies"])
     assert not any(d["DBInstanceIdentifier"].startswith(clone) for d in rds.describe_db_instances()["DBInstances"])
+
+
+async def test_rehearse_ledger_aurora_restores_the_cluster_and_its_members_and_deletes_them(engine, sandbox, rds):
+    final = await engine.wait((await engine.start(request("rehearse", "ledger-aurora"))).id, 60)
+
+    clone = clone_name("ledger-aurora", final.id)
+    assert final.status == "succeeded", final.error
+    actions = [e["action"] for e in mutations(sandbox)]
+    assert actions[0] == "RestoreDBClusterToPointInTime" and actions.count("CreateDBInstance") == 2
+    assert "SwitchoverBlueGreenDeployment" in actions and "DeleteDBCluster" in actions
+    deployment = (final.meta["deployment_id"], final.meta["deployment_name"])
+    assert all(ours(changed(call), clone, deployment) for call in mutations(sandbox)), mutations(sandbox)
+    assert not any(c["DBClusterIdentifier"].startswith(clone) for c in rds.describe_db_clusters()["DBClusters"])
+    assert not any(d["DBInstanceIdentifier"].startswith(clone) for d in rds.describe_db_instances()["DBInstances"])
+    assert not any(p["DBProxyName"].startswith(clone) for p in rds.describe_db_proxies()["DBProxies"])

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from bot.aws.gateway import Mutation
 
 REHEARSAL_TAG = "bluegreen-bot:rehearsal"
+# Blue in the default VPC's subnet group: a restore not naming one gets it too, so it is not named.
+DEFAULT_SUBNET_GROUP = "default"
 # CreateDBProxy parameters a rehearsal proxy takes from a production proxy (RDS API reference, DBProxy).
 PROXY_COPIED = ("EngineFamily", "RoleArn", "VpcSubnetIds", "VpcSecurityGroupIds", "RequireTLS", "IdleClientTimeout")
 PROXY_AUTH_FIELDS = ("AuthScheme", "SecretArn", "IAMAuth", "Description", "ClientPasswordAuthType")
@@ -35,6 +37,18 @@ class InstanceShape:
     subnet_group: str | None
     security_groups: tuple[str, ...]
     parameter_group: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterShape:
+    """What an Aurora clone copies from blue: the cluster's groups, and each member's class and parameter group
+    (writer first)."""
+
+    engine: str
+    subnet_group: str | None
+    security_groups: tuple[str, ...]
+    cluster_parameter_group: str | None
+    members: tuple[InstanceShape, ...]
 
 
 class RehearsalClones:
@@ -59,6 +73,59 @@ class RehearsalClones:
             parameter_group=groups[0]["DBParameterGroupName"] if groups else None,
         )
 
+    async def cluster_shape(self, identifier: str) -> ClusterShape | None:
+        try:
+            response = await self._call("DescribeDBClusters", identifier, DBClusterIdentifier=identifier)
+        except errors.NotFound:
+            return None
+        found = response.get("DBClusters", [])
+        if not found:
+            return None
+        data = found[0]
+        ordered = sorted(data.get("DBClusterMembers") or [], key=lambda m: not m.get("IsClusterWriter"))
+        members = [await self.instance_shape(m["DBInstanceIdentifier"]) for m in ordered]
+        return ClusterShape(
+            engine=data["Engine"],
+            subnet_group=data.get("DBSubnetGroup"),
+            security_groups=tuple(g["VpcSecurityGroupId"] for g in data.get("VpcSecurityGroups") or []),
+            cluster_parameter_group=data.get("DBClusterParameterGroup"),
+            members=tuple(m for m in members if m is not None),
+        )
+
+    async def restore_cluster_clone(self, source: str, clone: str, shape: ClusterShape, *, run_id: str) -> Mutation:
+        params: dict[str, Any] = {
+            "SourceDBClusterIdentifier": source,
+            "DBClusterIdentifier": clone,
+            "UseLatestRestorableTime": True,
+            "Tags": [{"Key": REHEARSAL_TAG, "Value": run_id}],
+        }
+        if shape.subnet_group and shape.subnet_group != DEFAULT_SUBNET_GROUP:
+            params["DBSubnetGroupName"] = shape.subnet_group
+        if shape.security_groups:
+            params["VpcSecurityGroupIds"] = list(shape.security_groups)
+        if shape.cluster_parameter_group:
+            params["DBClusterParameterGroupName"] = shape.cluster_parameter_group
+        return await self._mutate("RestoreDBClusterToPointInTime", clone, **params)
+
+    async def create_member_clone(
+        self, cluster: str, name: str, engine: str, shape: InstanceShape, *, run_id: str
+    ) -> Mutation:
+        """A restored cluster has no instances ("This operation only restores the DB cluster"): one per blue member."""
+        params: dict[str, Any] = {
+            "DBInstanceIdentifier": name,
+            "DBClusterIdentifier": cluster,
+            "Engine": engine,
+            "DBInstanceClass": shape.instance_class,
+            "Tags": [{"Key": REHEARSAL_TAG, "Value": run_id}],
+        }
+        if shape.parameter_group:
+            params["DBParameterGroupName"] = shape.parameter_group
+        return await self._mutate("CreateDBInstance", name, **params)
+
+    async def delete_cluster_clone(self, clone: str) -> Mutation:
+        """After its members are deleting: AWS refuses a cluster whose instances are not being deleted."""
+        return await self._mutate("DeleteDBCluster", clone, DBClusterIdentifier=clone, SkipFinalSnapshot=True)
+
     async def restore_instance_clone(self, source: str, clone: str, shape: InstanceShape, *, run_id: str) -> Mutation:
         params: dict[str, Any] = {
             "SourceDBInstanceIdentifier": source,
@@ -67,7 +134,7 @@ class RehearsalClones:
             "DBInstanceClass": shape.instance_class,
             "Tags": [{"Key": REHEARSAL_TAG, "Value": run_id}],
         }
-        if shape.subnet_group:
+        if shape.subnet_group and shape.subnet_group != DEFAULT_SUBNET_GROUP:
             params["DBSubnetGroupName"] = shape.subnet_group
         if shape.security_groups:
             params["VpcSecurityGroupIds"] = list(shape.security_groups)
@@ -80,11 +147,12 @@ class RehearsalClones:
             "DeleteDBInstance", clone, DBInstanceIdentifier=clone, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
         )
 
-    async def instance_event_messages(self, identifier: str) -> list[str]:
-        """What AWS's events say about the instance (why a restore failed), oldest first; empty if AWS will not say."""
+    async def event_messages(self, source_type: str, identifier: str) -> list[str]:
+        """What AWS's events say about the instance or cluster (why a restore failed), oldest first; empty if AWS
+        will not say."""
         try:
             response = await self._call(
-                "DescribeEvents", identifier, SourceType="db-instance", SourceIdentifier=identifier, Duration=1440
+                "DescribeEvents", identifier, SourceType=source_type, SourceIdentifier=identifier, Duration=1440
             )
         except errors.AwsError:
             return []
@@ -119,4 +187,13 @@ class RehearsalClones:
             tags = {t["Key"]: t["Value"] for t in data.get("TagList") or []}
             if tags.get(REHEARSAL_TAG) == run_id:
                 left.append(data["DBInstanceIdentifier"])
+        return left
+
+    async def rehearsal_cluster_leftovers(self, run_id: str) -> list[str]:
+        """Identifiers of Aurora clusters still tagged for this rehearsal."""
+        left: list[str] = []
+        async for data in self._pages("DescribeDBClusters", "DBClusters"):
+            tags = {t["Key"]: t["Value"] for t in data.get("TagList") or []}
+            if tags.get(REHEARSAL_TAG) == run_id:
+                left.append(data["DBClusterIdentifier"])
         return left

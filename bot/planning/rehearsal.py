@@ -35,10 +35,10 @@ def teardown_steps(database: str) -> list[StepSpec]:
 
 def plan_rehearsal(request: RunRequest, observed: Observed) -> Plan:
     database = observed.database
-    if database.kind != "instance" or database.cluster:
+    if database.kind == "instance" and database.cluster:
         raise BadRequest(
-            f"{database.identifier}: rehearsals of Aurora clusters are not built yet.",
-            fix="Rehearse a DB instance, or rehearse the cluster by hand for now.",
+            f"{database.identifier} is a member of Aurora cluster {database.cluster}.",
+            fix=f"Rehearse the cluster: `rehearse {database.cluster}`.",
         )
     clone = f"{database.identifier}-rh-RUN"
     steps = [

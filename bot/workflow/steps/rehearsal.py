@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bot.aws.models import Database, Registration
+from bot.aws.rehearsal_clones import InstanceShape
 from bot.planning.plan import StepSpec
 from bot.planning.rehearsal import clone_name
 from bot.planning.strategy import switchover_strategy
 from bot.workflow import polling
 from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed
 from bot.workflow.steps.proxy_targets import attach
+
+RESTORE_FAILED = {"failed", "restore-error", "incompatible-restore", "cloning-failed", "incompatible-parameters"}
 
 
 def owned(ctx: StepContext, identifier: str) -> str:
@@ -28,24 +31,52 @@ def owned(ctx: StepContext, identifier: str) -> str:
     return identifier
 
 
+def is_cluster(ctx: StepContext) -> bool:
+    return ctx.run.meta.get("database_kind") == "cluster"
+
+
+async def clone_database(ctx: StepContext, identifier: str) -> Database | None:
+    return await (ctx.gateway.cluster(identifier) if is_cluster(ctx) else ctx.gateway.instance(identifier))
+
+
 class RestoreClone(Step):
+    """Blue's latest restorable state into `<db>-rh-<run>`: an instance with blue's class and groups, or an Aurora
+    cluster with blue's groups (its instances come once it is available: `WaitCloneAvailable`)."""
+
     kind = "restore_clone"
 
     async def run(self, ctx: StepContext) -> Replan | None:
         clone = owned(ctx, clone_name(ctx.run.database, ctx.run_id))
-        if await ctx.gateway.instance(clone) is not None:
+        if await clone_database(ctx, clone) is not None:
             ctx.say(f"{clone} already exists: not restoring again")
             return None
-        shape = await ctx.gateway.instance_shape(ctx.run.database)
-        if shape is None:
-            raise StepFailed(f"database {ctx.run.database} no longer exists", fix="Nothing was created.")
-        await ctx.mutate(
-            lambda: ctx.gateway.restore_instance_clone(ctx.run.database, clone, shape, run_id=ctx.run_id),
-            what=f"restore {ctx.run.database}'s latest restorable state into {clone}",
-        )
+        source = ctx.run.database
+        what = f"restore {source}'s latest restorable state into {clone}"
+        if is_cluster(ctx):
+            cluster = await ctx.gateway.cluster_shape(source)
+            if cluster is None:
+                raise StepFailed(f"cluster {source} no longer exists", fix="Nothing was created.")
+            await ctx.mutate(
+                lambda: ctx.gateway.restore_cluster_clone(source, clone, cluster, run_id=ctx.run_id), what=what
+            )
+            ctx.remember(
+                clone_members=[
+                    {"instance_class": m.instance_class, "parameter_group": m.parameter_group} for m in cluster.members
+                ],
+                clone_engine=cluster.engine,
+            )
+            described = f"{len(cluster.members)} instance(s) to come"
+        else:
+            shape = await ctx.gateway.instance_shape(source)
+            if shape is None:
+                raise StepFailed(f"database {source} no longer exists", fix="Nothing was created.")
+            await ctx.mutate(
+                lambda: ctx.gateway.restore_instance_clone(source, clone, shape, run_id=ctx.run_id), what=what
+            )
+            described = shape.instance_class
         ctx.remember(clone=clone, restore_started=ctx.clock())
-        ctx.observe(clone=clone, instance_class=shape.instance_class, parameter_group=shape.parameter_group)
-        ctx.say(f"restoring {ctx.run.database} into {clone} ({shape.instance_class})")
+        ctx.observe(clone=clone)
+        ctx.say(f"restoring {source} into {clone} ({described})")
         return None
 
 
@@ -54,27 +85,45 @@ class WaitCloneAvailable(Step):
 
     async def run(self, ctx: StepContext) -> Replan | None:
         clone = clone_name(ctx.run.database, ctx.run_id)
-
-        async def probe() -> Database | None:
-            found = await ctx.gateway.instance(clone)
-            if found is None or found.status in {"failed", "restore-error", "incompatible-restore"}:
-                said = await ctx.gateway.instance_event_messages(clone)
-                reason = f": AWS says {' '.join(said)!r}" if said else ""
-                raise StepFailed(
-                    f"the restore of {clone} ended {found.status if found else 'with no instance'}{reason}",
-                    fix="AWS's events for the instance say why: `aws rds describe-events --source-type db-instance"
-                    f" --source-identifier {clone}`. The teardown deletes what was created.",
-                )
-            return found if found.status == "available" else None
-
-        result = await polling.wait_for(
-            probe, policy=polling.SLOW, what=f"{clone} to be available", check_cancel=ctx.check_cancel
-        )
+        await self._available(ctx, clone, cluster=is_cluster(ctx))
+        if is_cluster(ctx):
+            engine = str(ctx.run.meta.get("clone_engine"))
+            members = ctx.run.meta.get("clone_members", [])
+            for number, member in enumerate(members, 1):
+                name = owned(ctx, f"{clone}-{number}")
+                if await ctx.gateway.instance(name) is None:
+                    shape = InstanceShape(member["instance_class"], None, (), member.get("parameter_group"))
+                    await ctx.mutate(
+                        lambda n=name, m=shape: ctx.gateway.create_member_clone(clone, n, engine, m, run_id=ctx.run_id),
+                        what=f"create {name} in {clone}",
+                    )
+            for number in range(1, len(members) + 1):
+                await self._available(ctx, f"{clone}-{number}", cluster=False)
         started = float(ctx.run.meta.get("restore_started") or ctx.clock())
         seconds = round(ctx.clock() - started, 1)
         ctx.remember(subject=clone, measured={**ctx.run.meta.get("measured", {}), "restore_seconds": seconds})
-        ctx.say(f"{result.value.identifier} is available ({seconds} s after the restore was asked for)")
+        ctx.say(f"{clone} is available ({seconds} s after the restore was asked for)")
         return None
+
+    @staticmethod
+    async def _available(ctx: StepContext, name: str, *, cluster: bool) -> None:
+        source_type = "db-cluster" if cluster else "db-instance"
+
+        async def probe() -> Database | None:
+            found = await (ctx.gateway.cluster(name) if cluster else ctx.gateway.instance(name))
+            if found is None or found.status in RESTORE_FAILED:
+                said = await ctx.gateway.event_messages(source_type, name)
+                reason = f": AWS says {' '.join(said)!r}" if said else ""
+                raise StepFailed(
+                    f"the restore of {name} ended {found.status if found else 'with nothing there'}{reason}",
+                    fix=f"AWS's events say why: `aws rds describe-events --source-type {source_type}"
+                    f" --source-identifier {name}`. The teardown deletes what was created.",
+                )
+            return found if found.status == "available" else None
+
+        await polling.wait_for(
+            probe, policy=polling.SLOW, what=f"{name} to be available", check_cancel=ctx.check_cancel
+        )
 
 
 def proxy_names(ctx: StepContext) -> list[str]:
@@ -186,13 +235,18 @@ class TeardownRehearsal(Step):
         for name in proxy_names(ctx):
             await self._gone(ctx, f"proxy {name} deleted", lambda n=name: ctx.gateway.proxy(n))
         instances = {clone, f"{clone}-old1", *await ctx.gateway.rehearsal_leftovers(ctx.run_id)}
+        clusters: set[str] = set()
+        if is_cluster(ctx):  # members go with their clusters; no standalone instance to delete
+            clusters, instances = await self._delete_clusters(ctx, clone), set()
         for name in sorted(instances):
             found = await ctx.gateway.instance(owned(ctx, name))
             if found is not None and found.status != "deleting":
                 await ctx.mutate(lambda n=name: ctx.gateway.delete_instance_clone(n), what=f"delete the clone {name}")
         for name in sorted(instances):
             await self._gone(ctx, f"{name} deleted", lambda n=name: ctx.gateway.instance(n))
-        left = await ctx.gateway.rehearsal_leftovers(ctx.run_id)
+        left = await ctx.gateway.rehearsal_leftovers(ctx.run_id) + await ctx.gateway.rehearsal_cluster_leftovers(
+            ctx.run_id
+        )
         left += [name for name in proxy_names(ctx) if await ctx.gateway.proxy(name) is not None]
         if left:
             raise StepFailed(
@@ -200,12 +254,35 @@ class TeardownRehearsal(Step):
                 fix=f"Delete them by hand, e.g. `aws rds delete-db-instance --db-instance-identifier {left[0]}"
                 " --skip-final-snapshot`.",
             )
-        ctx.observe(deleted=sorted(instances | set(proxy_names(ctx))), leftovers=[])
-        ctx.say(f"deleted {', '.join(sorted(instances))} and {', '.join(proxy_names(ctx)) or 'no proxy'}")
+        ctx.observe(deleted=sorted(clusters | instances | set(proxy_names(ctx))), leftovers=[])
+        ctx.say(f"deleted {', '.join(sorted(clusters | instances))} and {', '.join(proxy_names(ctx)) or 'no proxy'}")
         report = rehearsal_report(ctx)
         ctx.remember(rehearsal_report=report)
         ctx.notify(report, broadcast=True)
         return None
+
+    async def _delete_clusters(self, ctx: StepContext, clone: str) -> set[str]:
+        """Every clone cluster (the clone, `-old1` after a switchover, any tagged): members first, then the cluster
+        (AWS refuses a cluster whose instances are not being deleted). Returns the clusters deleted."""
+        clusters = {clone, f"{clone}-old1", *await ctx.gateway.rehearsal_cluster_leftovers(ctx.run_id)}
+        gone: set[str] = set()
+        for name in sorted(clusters):
+            found = await ctx.gateway.cluster(owned(ctx, name))
+            if found is None:
+                continue
+            gone.add(name)
+            for member in found.members:
+                state = await ctx.gateway.instance(owned(ctx, member))
+                if state is not None and state.status != "deleting":
+                    await ctx.mutate(
+                        lambda m=member: ctx.gateway.delete_cluster_member(m), what=f"delete the clone's {member}"
+                    )
+            if found.status != "deleting":
+                await ctx.mutate(lambda n=name: ctx.gateway.delete_cluster_clone(n), what=f"delete the clone {name}")
+            for member in found.members:
+                await self._gone(ctx, f"{member} deleted", lambda m=member: ctx.gateway.instance(m))
+            await self._gone(ctx, f"{name} deleted", lambda n=name: ctx.gateway.cluster(n))
+        return gone
 
     @staticmethod
     async def _gone(ctx: StepContext, what: str, fetch: Callable[[], Awaitable[object]]) -> None:
