@@ -3,6 +3,9 @@ timeline shows every mutation; none may name a production resource."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,9 @@ from bot.planning.rehearsal import clone_name
 from bot.workflow.engine import Engine
 from bot.workflow.events import Notice
 from sandbox.waiting import async_wait_until
+from tests.bot_fixtures import REPO
 from tests.engine_fixtures import engine_env, request, sandbox_gateways
+from tests.matrix_fixtures import bot_env
 
 MUTATIONS = ("Create", "Delete", "Modify", "Restore", "Register", "Deregister", "Switchover", "Add", "Remove")
 
@@ -202,3 +207,20 @@ async def test_rehearse_ledger_aurora_restores_the_cluster_and_its_members_and_d
     assert not any(c["DBClusterIdentifier"].startswith(clone) for c in rds.describe_db_clusters()["DBClusters"])
     assert not any(d["DBInstanceIdentifier"].startswith(clone) for d in rds.describe_db_instances()["DBInstances"])
     assert not any(p["DBProxyName"].startswith(clone) for p in rds.describe_db_proxies()["DBProxies"])
+
+
+async def test_python_m_bot_rehearse_runs_to_the_end_and_is_refused_where_rehearsals_are_off(sandbox, rds, tmp_path):
+    command = [sys.executable, "-m", "bot", "rehearse", "orders-pg", "--engine-version", "16.4"]
+
+    def run(**extra: str) -> subprocess.CompletedProcess[str]:
+        env = bot_env(sandbox, str(tmp_path / "bluegreen.db"), **extra)
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+    refused = await asyncio.to_thread(run)
+    done = await asyncio.to_thread(run, BLUEGREEN_REHEARSALS="true")
+
+    assert refused.returncode == 2 and "rehearsals = true" in refused.stderr, refused.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Rehearsal of orders-pg on a disposable clone" in done.stdout
+    assert [e for e in mutations(sandbox) if e["action"] == "DeleteDBInstance"]
+    assert not any("-rh-" in d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"])
