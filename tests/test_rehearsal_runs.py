@@ -14,7 +14,7 @@ import pytest
 from bot.aws import mutation_guard
 from bot.aws.gateway import AwsGateway
 from bot.cli import build_parser
-from bot.config import Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.errors import BadRequest
 from bot.planning.rehearsal import clone_name
 from bot.workflow.engine import Engine
@@ -224,3 +224,15 @@ async def test_python_m_bot_rehearse_runs_to_the_end_and_is_refused_where_rehear
     assert "Rehearsal of orders-pg on a disposable clone" in done.stdout
     assert [e for e in mutations(sandbox) if e["action"] == "DeleteDBInstance"]
     assert not any("-rh-" in d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"])
+
+
+def test_the_rehearsals_setting_is_a_strict_boolean_per_environment(tmp_path):
+    def environment(value: str) -> Settings:
+        config = tmp_path / "bluegreen.toml"
+        config.write_text(f'[environments.lab]\noperators = ["U0ALICE"]\napprovers = ["U0BOB"]\nrehearsals = {value}\n')
+        return load_settings({"BLUEGREEN_CONFIG": str(config), "BLUEGREEN_DB": str(tmp_path / "b.db")})
+
+    assert environment("true").environment("lab").rehearsals is True
+    assert load_settings(engine_env(tmp_path / "c.db")).environment(None).rehearsals is False
+    with pytest.raises(ConfigError, match="rehearsals"):
+        environment('"yes"')
