@@ -88,6 +88,8 @@ async def test_rehearse_orders_pg_runs_the_whole_cycle_on_a_clone_and_leaves_not
 
     assert final.status == "succeeded", final.error
     assert locks == (None, None) and clone_lock == run.id  # the clone's lock, never production's
+    # auto chose native, AWS refused it with a proxy attached, and the fallback kept the switchover and the teardown
+    assert final.strategy == "workaround" and any("falling back" in n.text for n in sink.of(Notice))
     actions = [e["action"] for e in mutations(sandbox)]
     assert actions[:2] == ["RestoreDBInstanceToPointInTime", "CreateDBProxy"]
     assert {"CreateBlueGreenDeployment", "SwitchoverBlueGreenDeployment", "DeleteBlueGreenDeployment"} <= set(actions)
