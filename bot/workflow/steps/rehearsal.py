@@ -204,7 +204,6 @@ class RehearseSwitchover(Step):
             steps = [switch, StepSpec("verify_native_targets", f"Verify {labels} moved to the new primary")]
         else:
             steps = [switch]
-        ctx.remember(switchover_started=ctx.clock())
         return Replan(reason=f"switching the clone over: {reason}", strategy=strategy, steps=steps)
 
 
