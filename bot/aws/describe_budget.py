@@ -46,6 +46,7 @@ class DescribeBudget:
         self._updated = clock()
         self._queue = asyncio.Lock()  # FIFO among the non-critical callers
         self.critical_calls = 0
+        self.granted_calls = 0  # non-critical callers let through, at once or after waiting
         self.waited_calls = 0
 
     @property
@@ -71,6 +72,7 @@ class DescribeBudget:
                 self._refill()
                 if self._tokens >= 1:
                     self._tokens -= 1
+                    self.granted_calls += 1
                     self.waited_calls += waited
                     return
                 waited = True
