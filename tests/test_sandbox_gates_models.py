@@ -133,7 +133,7 @@ def test_the_fleet_is_ready_for_blue_green_as_aws_asks(rds):
     orders = instance(rds, "orders-pg")
     assert orders["BackupRetentionPeriod"] == 7 and orders["DeletionProtection"] is False
     assert orders["DBParameterGroups"] == [{"DBParameterGroupName": "orders-pg15", "ParameterApplyStatus": "in-sync"}]
-    assert {t["Key"] for t in orders["TagList"]} == {"team", "cost-center"}
+    assert {t["Key"] for t in orders["TagList"]} == {"team", "cost-center", "bluegreen-bot:environment"}
     parameters = {
         p["ParameterName"]: p for p in rds.describe_db_parameters(DBParameterGroupName="orders-pg15")["Parameters"]
     }
@@ -402,7 +402,7 @@ def test_settings_changed_on_blue_after_creation_are_not_carried_over_except_tag
     assert (new["DeletionProtection"], old["DeletionProtection"]) == (False, True)
     assert new["DbiResourceId"] != old_resource_id == old["DbiResourceId"]
     assert {t["Key"]: t["Value"] for t in new["TagList"]} == {t["Key"]: t["Value"] for t in old["TagList"]}
-    assert {t["Key"] for t in new["TagList"]} == {"team", "cost-center", "owner"}
+    assert {t["Key"] for t in new["TagList"]} == {"team", "cost-center", "bluegreen-bot:environment", "owner"}
     assert new["BackupRetentionPeriod"] == 7
     assert (new["AssociatedRoles"], [r["RoleArn"] for r in old["AssociatedRoles"]]) == ([], [role])
     assert (
@@ -423,3 +423,19 @@ def test_delete_target_is_refused_while_green_is_deletion_protected(rds):
         )
     assert code_of(caught) == "InvalidParameterCombination" and "deletion protection" in message_of(caught)
     assert deployment(rds, ready["BlueGreenDeploymentIdentifier"])["Status"] == "AVAILABLE"
+
+
+def test_a_cluster_without_a_writer_is_refused_before_anything_is_created(rds):
+    rds.create_db_cluster(
+        DBClusterIdentifier="empty-aurora",
+        Engine="aurora-postgresql",
+        EngineVersion="15.4",
+        MasterUsername="admin",
+        MasterUserPassword="not-a-secret-1",
+        DBClusterParameterGroupName="ledger-aurora-pg15",
+    )
+    with pytest.raises(ClientError) as caught:
+        rds.create_blue_green_deployment(BlueGreenDeploymentName="bg-empty", Source=cluster_arn("empty-aurora"))
+
+    assert code_of(caught) == "InvalidDBClusterStateFault" and "no writer instance" in message_of(caught)
+    assert rds.describe_blue_green_deployments()["BlueGreenDeployments"] == []

@@ -236,7 +236,10 @@ def test_arn_and_bool_operators_and_several_conditions_all_hold() -> None:
         (allow("rds:*", Condition={"StringEquals": {"rds:DatabaseEngine": "mysql"}}), "rds:DatabaseEngine"),
         (allow("rds:*", Condition={"StringEquals": {"aws:TagKeys": "team"}}), "multivalued"),
         (allow("rds:*", Condition={"NullIfExists": {"aws:ResourceTag/x": "true"}}), "NullIfExists"),
-        (allow("rds:*", "arn:aws:rds:*:*:db:${aws:username}"), "policy variables"),
+        (allow("rds:*", "arn:aws:rds:*:*:db:${aws:username}"), "${aws:username} names a key the sandbox does not"),
+        (allow("rds:*", "arn:aws:rds:${aws:PrincipalTag/region}:*:db:*"), "only replace the resource part"),
+        (allow("rds:*", Condition={"Null": {"aws:ResourceTag/x": "${aws:PrincipalTag/x}"}}), "string and ARN"),
+        (allow("rds:*", "arn:aws:rds:*:*:db:${aws:PrincipalTag/team, 'none'}"), "default values"),
         ({"Effect": "Allow", "Action": "rds:*"}, "Resource and NotResource"),
         ({"Effect": "allow", "Action": "rds:*", "Resource": "*"}, "Effect"),
         (allow("DeleteDBInstance"), "service:Action"),
@@ -368,7 +371,8 @@ def test_request_tags_and_the_documented_blue_green_permissions_are_evaluated(sa
     create = {"BlueGreenDeploymentName": "iam-check", "Source": orders, "TargetEngineVersion": "16.3"}
     tags = [{"Key": "team", "Value": "orders"}, {"Key": "bluegreen-run", "Value": "r1"}]
     error = access_denied(lambda: rds.create_blue_green_deployment(**create, Tags=tags))
-    assert "rds:CreateDBInstanceReadReplica on resource: arn:aws:rds:us-east-1:123456789012:db:* " in error["Message"]
+    # Green is named internally: the replica is authorised against a resource id, not a name the caller chose.
+    assert "rds:CreateDBInstanceReadReplica on resource: arn:aws:rds:us-east-1:123456789012:db:db-" in error["Message"]
     sandbox.control.set_iam_policy(None)
     assert not rds.describe_blue_green_deployments()["BlueGreenDeployments"]
     assert {"Key": "bluegreen-run", "Value": "r1"} in rds.list_tags_for_resource(ResourceName=orders)["TagList"]

@@ -10,7 +10,8 @@ SourceClusterNotSupportedFault, DBParameterGroupNotFoundFault, DBClusterParamete
   blue's (cluster) parameter group, and blue (Aurora: the writer) in sync with it; Aurora MySQL: `binlog_format`
   turned on in the cluster parameter group, the writer in sync;
 - a target parameter group must exist and belong to the target version's family;
-- one source, one active deployment.
+- one source, one active deployment;
+- an Aurora source has a writer instance (inferred: green copies it; AWS documents no message).
 The exact messages of these refusals are not documented; the codes are the API's.
 
 Without a target parameter group, a major upgrade gives green the default group of the new family (blue's custom
@@ -53,6 +54,12 @@ class CreateChecksMixin:
         engine, current = str(source.engine), str(source.engine_version)
         target = kwargs.get("target_engine_version") or None
         self._refuse_second_deployment(source)
+        if isinstance(source, DBCluster) and not any(m.is_cluster_writer for m in source.members):
+            # Inferred, not documented: green copies the writer, so a cluster without one has nothing to copy.
+            raise errors.invalid_cluster_state(
+                f"DB cluster {source.db_cluster_identifier} has no writer instance: add one before creating a"
+                " blue/green deployment."
+            )
         if target is not None:
             self.check_upgrade_path(engine, current, target)
         major = target is not None and is_major_upgrade(engine, current, target)

@@ -3,6 +3,11 @@
 Each database is ready for a blue/green deployment as AWS asks ("Creating a blue/green deployment", "Preparing"):
 automated backups on (7 days), a custom parameter group in sync (PostgreSQL: `rds.logical_replication` = 1, which
 major-version upgrades and Aurora PostgreSQL need), deletion protection off, and `team` / `cost-center` tags.
+
+Each database (an Aurora cluster's instances too), each proxy and each proxy's target group carries the tag
+`bluegreen-bot:environment` the shipped IAM policy keys on (see the README's IAM section): orders-pg and
+ledger-aurora with their proxies are `production`; billing-mysql and its two proxies belong to another team's
+environment, `billing`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from sandbox.aws.parameter_groups import parameter
 from sandbox.aws.rds_behaviours import ACCOUNT_ID, REGION, SandboxRDSBackend
 
 PROXY_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/rds-proxy-secrets-reader"
+ENVIRONMENT_TAG = "bluegreen-bot:environment"
 MASTER_USERNAME = "app_admin"
 SANDBOX_PASSWORD = "sandbox-not-a-secret"
 
@@ -53,10 +59,11 @@ FLEET_PARAMETER_GROUPS = {
         [LOGICAL_REPLICATION, parameter("synchronous_commit", "on", "Synchronous commit.")],
     ),
 }
+FLEET_ENVIRONMENTS = {"orders-pg": "production", "billing-mysql": "billing", "ledger-aurora": "production"}
 FLEET_TAGS = {
-    "orders-pg": {"team": "orders", "cost-center": "cc-1001"},
-    "billing-mysql": {"team": "billing", "cost-center": "cc-2002"},
-    "ledger-aurora": {"team": "ledger", "cost-center": "cc-3003"},
+    "orders-pg": {"team": "orders", "cost-center": "cc-1001", ENVIRONMENT_TAG: "production"},
+    "billing-mysql": {"team": "billing", "cost-center": "cc-2002", ENVIRONMENT_TAG: "billing"},
+    "ledger-aurora": {"team": "ledger", "cost-center": "cc-3003", ENVIRONMENT_TAG: "production"},
 }
 
 
@@ -136,7 +143,8 @@ def create_fleet(backend: SandboxRDSBackend) -> None:
             )
     subnets = _default_subnets()
     for proxy in FLEET_PROXIES:
-        backend.create_db_proxy(
+        environment = [{"Key": ENVIRONMENT_TAG, "Value": FLEET_ENVIRONMENTS[(proxy.instances + proxy.clusters)[0]]}]
+        created = backend.create_db_proxy(
             db_proxy_name=proxy.name,
             engine_family=proxy.engine_family,
             auth=[{"AuthScheme": "SECRETS", "SecretArn": _proxy_secret_arn(proxy.name), "IAMAuth": "DISABLED"}],
@@ -146,8 +154,9 @@ def create_fleet(backend: SandboxRDSBackend) -> None:
             require_tls=True,
             idle_client_timeout=1800,
             debug_logging=False,
-            tags=None,
+            tags=environment,
         )
+        created.proxy_target_groups["default"].tags = environment
         backend.register_db_proxy_targets(
             db_proxy_name=proxy.name,
             target_group_name="default",

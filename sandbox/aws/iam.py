@@ -6,9 +6,14 @@
   roles they never created (`sandbox/aws/sts.py` keeps that promise too).
 - SimulatePrincipalPolicy (moto answers HTTP 500, "not implemented") is refused with AccessDenied when the caller is
   a user or a role session the sandbox's IAM knows and its policies do not allow iam:SimulatePrincipalPolicy (moto's
-  default caller, which IAM does not know, may). It evaluates, for each action and resource, the
-  principal's inline and attached policies (and its groups', for a user) with moto's own policy evaluator: explicit
-  deny wins, then allow, else implicit deny. Condition keys and permission boundaries are not modelled.
+  default caller, which IAM does not know, may). It evaluates, for each action and each of `ResourceArns` (or `*`),
+  the principal's inline and attached policies (and its groups', for a user) with the sandbox's evaluator
+  (`sandbox/aws/iam_policy.py`: conditions and policy variables included): explicit deny wins, then allow, else
+  implicit deny. The request context is `ContextEntries`, nothing else ("A list of context keys and corresponding
+  values for the simulation to use"); a condition key or policy variable a matching statement needs and the entries
+  do not give is listed in `MissingContextValues`. One result per action: `EvalDecision` is the most restrictive
+  decision over the resources, each resource's in `ResourceSpecificResults` when there are several. A policy the
+  sandbox cannot evaluate is refused with InvalidInput naming why. Permission boundaries are not modelled.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import warnings
 from typing import Any
 
 from moto.core.responses import ActionResult
-from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.iam.access_control import IAMPolicy
 from moto.iam.exceptions import IAMException, NoSuchEntity
 from moto.iam.models import IAMBackend, iam_backends
 from moto.iam.responses import IamResponse
@@ -26,11 +31,20 @@ from moto.sts.exceptions import STSClientError
 from moto.sts.models import sts_backends
 from moto.sts.responses import TokenResponse
 
-DECISIONS = {
-    PermissionResult.PERMITTED: "allowed",
-    PermissionResult.DENIED: "explicitDeny",
-    PermissionResult.NEUTRAL: "implicitDeny",
-}
+from sandbox.aws import iam_variables
+from sandbox.aws.iam_policy import (
+    ContextValue,
+    Decision,
+    Policy,
+    PolicyError,
+    Request,
+    Statement,
+    action_matches,
+    arn_matches,
+    context_key,
+)
+
+RESTRICTIVENESS = ("explicitDeny", "implicitDeny", "allowed")
 
 
 def _arn_parts(arn: str) -> tuple[str, str, str, str] | None:
@@ -100,12 +114,47 @@ def _policies(backend: IAMBackend, principal_arn: str) -> list[Any]:
     raise NoSuchEntity(f"PolicySourceArn {principal_arn} is not a user, group or role the account knows.")
 
 
-def _decide(policies: list[IAMPolicy], action: str, resource: str) -> str:
-    results = {policy.is_action_permitted(action, resource) for policy in policies}
-    for result in (PermissionResult.DENIED, PermissionResult.PERMITTED):
-        if result in results:
-            return DECISIONS[result]
-    return DECISIONS[PermissionResult.NEUTRAL]
+def _evaluator(documents: list[Any]) -> Policy:
+    """The principal's policies as one policy of all their statements; InvalidInput for one the sandbox cannot
+    evaluate."""
+    statements: list[Statement] = []
+    for document in documents:
+        try:
+            statements += Policy.parse(IAMPolicy(document)._policy_json).statements
+        except PolicyError as exc:
+            raise IAMException("InvalidInput", f"The sandbox cannot simulate this policy: {exc}") from exc
+    return Policy(tuple(statements), {})
+
+
+def _context(entries: list[dict[str, Any]]) -> dict[str, ContextValue]:
+    context: dict[str, ContextValue] = {}
+    for entry in entries:
+        values = [str(v) for v in entry.get("ContextKeyValues") or []]
+        listed = str(entry.get("ContextKeyType", "string")).endswith("List")
+        context[context_key(str(entry["ContextKeyName"]))] = values if listed else (values[0] if values else "")
+    return context
+
+
+def _missing(policy: Policy, request: Request) -> list[str]:
+    """Keys a statement matching the action and resource needs that the request's context lacks."""
+    missing: list[str] = []
+    for statement in policy.statements:
+        if any(action_matches(p, request.action) for p in statement.actions) == statement.not_action:
+            continue
+        needed = [n for p in statement.resources for n in iam_variables.names(p)]
+        resources = [iam_variables.resolve(p, request.context, context_key) for p in statement.resources]
+        if None not in resources and any(arn_matches(p, request.resource) for p in resources if p) == (
+            statement.not_resource
+        ):
+            continue
+        for condition in statement.conditions:
+            needed += [condition.name or condition.key, *(n for v in condition.values for n in iam_variables.names(v))]
+        missing += [k for k in needed if context_key(k) not in request.context and k not in missing]
+    return missing
+
+
+def _decide(policy: Policy, action: str, resource: str, context: dict[str, ContextValue] | None = None) -> str:
+    return str(policy.evaluate(Request(action, resource, context or {})).decision)
 
 
 def _require_permission(self: IamResponse, principal: str) -> None:
@@ -123,10 +172,10 @@ def _require_permission(self: IamResponse, principal: str) -> None:
     else:
         return
     try:
-        policies = [IAMPolicy(policy) for policy in _policies(iam_backends[account][partition], caller)]
+        policy = _evaluator(_policies(iam_backends[account][partition], caller))
     except IAMException:
         return
-    if _decide(policies, "iam:SimulatePrincipalPolicy", principal) != "allowed":
+    if _decide(policy, "iam:SimulatePrincipalPolicy", principal) != str(Decision.ALLOWED):
         raise IAMException(
             "AccessDenied",
             f"User: {caller_arn} is not authorized to perform: iam:SimulatePrincipalPolicy on resource: {principal}",
@@ -138,24 +187,24 @@ def simulate_principal_policy(self: IamResponse) -> ActionResult:
     _require_permission(self, principal)
     actions = list(self._get_param("ActionNames", []))
     resources = list(self._get_param("ResourceArns", [])) or ["*"]
-    policies = [IAMPolicy(policy) for policy in _policies(self.backend, principal)]
+    context = _context(list(self._get_param("ContextEntries", [])))
+    policy = _evaluator(_policies(self.backend, principal))
     results = []
     for action in actions:
-        per_resource = [(resource, _decide(policies, action, resource)) for resource in resources]
-        worst = next(
-            (d for wanted in ("explicitDeny", "implicitDeny") for _, d in per_resource if d == wanted), "allowed"
-        )
+        requests = [Request(action, resource, context) for resource in resources]
+        per_resource = [(r.resource, str(policy.evaluate(r).decision), _missing(policy, r)) for r in requests]
+        worst = min((d for _, d, _ in per_resource), key=RESTRICTIVENESS.index)
         result: dict[str, Any] = {
             "EvalActionName": action,
             "EvalResourceName": resources[0] if len(resources) == 1 else "*",
             "EvalDecision": worst,
             "MatchedStatements": [],
-            "MissingContextValues": [],
+            "MissingContextValues": sorted({k for _, _, keys in per_resource for k in keys}),
         }
         if len(resources) > 1:
             result["ResourceSpecificResults"] = [
-                {"EvalResourceName": r, "EvalResourceDecision": d, "MatchedStatements": [], "MissingContextValues": []}
-                for r, d in per_resource
+                {"EvalResourceName": r, "EvalResourceDecision": d, "MatchedStatements": [], "MissingContextValues": m}
+                for r, d, m in per_resource
             ]
         results.append(result)
     return ActionResult({"EvaluationResults": results, "IsTruncated": False})

@@ -11,6 +11,11 @@ the <action> action" (or "with an explicit deny in an identity-based policy").
 With a `principal` (a role or user ARN) the policy is that principal's alone: calls signed by anyone else (the
 source credentials that assume the role, a test's admin client) are not evaluated. Without one, every call is.
 The control surface (`/_sandbox/*`) never is.
+
+The request context holds `aws:PrincipalArn` (a role session's role), `aws:PrincipalAccount` and
+`aws:PrincipalTag/<key>` for each IAM tag of that role or user in the sandbox's IAM ("IAM tags - The tags attached to
+your IAM assumed role", IAM User Guide, "Pass session tags in AWS STS"; session tags are not modelled). A call it
+allows is recorded on the timeline with, for each authorization, every statement that allowed it (`iam`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.iam.models import iam_backends
 from moto.rds.models import rds_backends
 from moto.sts.models import sts_backends
 
@@ -76,40 +82,60 @@ class IamGuard:
 
     def refusal(self, environ: dict[str, Any], body: bytes, action: str | None) -> Refusal | None:
         """AWS's AccessDenied for this request when the policy does not allow it; None when it does (or no policy)."""
+        return self.authorize(environ, body, action)[0]
+
+    def authorize(
+        self, environ: dict[str, Any], body: bytes, action: str | None
+    ) -> tuple[Refusal | None, list[dict[str, Any]] | None]:
+        """(AWS's AccessDenied, or None when the policy allows the request; for an allowed request the policy
+        evaluated, each authorization with the statements that allowed it, else None)."""
         if self._policy is None:
-            return None
+            return None, None
         credential = _CREDENTIAL.search(str(environ.get("HTTP_AUTHORIZATION", "")))
         if credential is None:
-            return _refuse(environ, "Anonymous", "the call", "*", "is not signed with SigV4 credentials")
+            return _refuse(environ, "Anonymous", "the call", "*", "is not signed with SigV4 credentials"), None
         service = SIGNING_NAMES.get(credential["service"], credential["service"])
         region = credential["region"] or DEFAULT_REGION
         with self._lock:
             policy, principal = self._policy, self._principal
             if policy is None:
-                return None
+                return None, None
             caller, account = _caller(credential["key"], region)
             if principal is not None and _principal_arn(caller) != principal and caller != principal:
-                return None
+                return None, None
             if not action:
-                return _refuse(environ, caller, f"{service}:?", "*", "could not be identified by the sandbox")
+                return _refuse(environ, caller, f"{service}:?", "*", "could not be identified by the sandbox"), None
             scope = Scope(region, account, rds_backends[account][region])
-            context = request_context({"aws:PrincipalArn": _principal_arn(caller), "aws:PrincipalAccount": account})
-            found = policy.evaluate_all(requests(service, action, _params(environ, body), scope, context))
-        if found is None:
-            return None
-        request, evaluation = found
+            principal_arn = _principal_arn(caller)
+            context = request_context(
+                {
+                    "aws:PrincipalArn": principal_arn,
+                    "aws:PrincipalAccount": account,
+                    **{f"aws:PrincipalTag/{k}": v for k, v in principal_tags(principal_arn, account).items()},
+                }
+            )
+            evaluated = [
+                (r, policy.evaluate(r)) for r in requests(service, action, _params(environ, body), scope, context)
+            ]
+        denied = [(r, e) for r, e in evaluated if e.decision is not Decision.ALLOWED]
+        if not denied:
+            return None, [
+                {"action": r.action, "resource": r.resource, "allowed_by": list(e.allowed_by)} for r, e in evaluated
+            ]
+        denied.sort(key=lambda pair: pair[1].decision is not Decision.EXPLICIT_DENY)
+        request, evaluation = denied[0]
         why = (
             "with an explicit deny in an identity-based policy"
             if evaluation.decision is Decision.EXPLICIT_DENY
             else f"because no identity-based policy allows the {request.action} action"
         )
-        return _refuse(environ, caller, request.action, request.resource, why)
+        return _refuse(environ, caller, request.action, request.resource, why), None
 
 
 def _refuse(environ: dict[str, Any], caller: str, action: str, resource: str, why: str) -> Refusal:
     message = f"User: {caller} is not authorized to perform: {action} on resource: {resource} {why}"
     headers, body = wire.error_response(environ, ACCESS_DENIED, ACCESS_DENIED_STATUS, message=message)
-    return Refusal(ACCESS_DENIED, ACCESS_DENIED_STATUS, headers, body)
+    return Refusal(ACCESS_DENIED, ACCESS_DENIED_STATUS, headers, body, {"action": action, "resource": resource})
 
 
 def _caller(access_key: str, region: str) -> tuple[str, str]:
@@ -121,6 +147,26 @@ def _caller(access_key: str, region: str) -> tuple[str, str]:
                 return session.arn, session.account_id
     _, arn, account = sts_backends[DEFAULT_ACCOUNT_ID]["aws"].get_caller_identity(access_key, region)
     return arn, account
+
+
+def principal_tags(principal_arn: str, account: str) -> dict[str, str]:
+    """The IAM tags of a role or user the sandbox's IAM knows (none for anyone else)."""
+    parts = principal_arn.split(":", 5)
+    if len(parts) != 6 or parts[2] != "iam":
+        return {}
+    kind, _, path_and_name = parts[5].partition("/")
+    name = path_and_name.rsplit("/", 1)[-1]
+    backend = iam_backends[account][parts[1]]
+    try:
+        if kind == "role":
+            found = backend.get_role(name).tags
+        elif kind == "user":
+            found = backend.list_user_tags(name)
+        else:
+            return {}
+    except Exception:  # moto's NotFound: a principal IAM does not know has no tags
+        return {}
+    return {t["Key"]: t.get("Value", "") for t in found or []}
 
 
 def _principal_arn(caller: str) -> str:

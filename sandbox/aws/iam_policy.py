@@ -16,9 +16,14 @@ The subset (IAM User Guide: "Policy evaluation for requests within a single acco
   case-insensitive, the tag key in `aws:ResourceTag/<tag-key>` and the like is not (tags are case-sensitive).
 - Context keys: only those the sandbox supplies (`CONTEXT_KEYS`); a condition on any other key is refused at load,
   since evaluating it as missing could silently allow. `aws:TagKeys` is multivalued and needs a set prefix.
+  `aws:PrincipalTag/<key>` holds the caller's IAM tags (a role session: its role's; session tags are not modelled);
+  `iam:PassedToService` is in the context of iam:PassRole only (IAM User Guide, "Grant a user permissions to pass a
+  role to an AWS service").
+- Policy variables (`${aws:PrincipalTag/team}`) in `Resource` and in string and ARN condition values, as
+  `sandbox/aws/iam_variables.py` describes; a statement whose variable the request cannot resolve does not apply.
 
-Not modelled (refused at load): Numeric*, Date*, IpAddress, Binary operators, policy variables (`${...}`), other
-condition keys. Permission boundaries, session policies, SCPs and resource-based policies are not modelled.
+Not modelled (refused at load): Numeric*, Date*, IpAddress, Binary operators, other condition keys, variables with
+default values. Permission boundaries, session policies, SCPs and resource-based policies are not modelled.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from sandbox.aws import iam_variables
+from sandbox.aws.iam_variables import VARIABLES_VERSION, VariableError
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 STATEMENT_ELEMENTS = {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition"}
@@ -51,6 +59,8 @@ CONTEXT_KEYS = (
     "aws:RequestTag/",
     "aws:TagKeys",
     "aws:PrincipalArn",
+    "aws:PrincipalTag/",
+    "iam:PassedToService",
     "aws:PrincipalAccount",
     "aws:RequestedRegion",
     "rds:req-tag/",
@@ -84,7 +94,8 @@ class Request:
 @dataclass(frozen=True)
 class Evaluation:
     decision: Decision
-    sid: str | None = None  # the statement that decided (the Deny, or an Allow)
+    sid: str | None = None  # the statement that decided (the Deny, or the first Allow)
+    allowed_by: tuple[str, ...] = ()  # every Allow statement that applies (its Sid, or Statement[i])
 
 
 @lru_cache(maxsize=4096)
@@ -118,6 +129,11 @@ def arn_matches(pattern: str, arn: str) -> bool:
     return pattern == "*" or bool(_arn_pattern(pattern).match(arn))
 
 
+def supplied(name: str) -> bool:
+    """Whether the sandbox puts the key in a request's context."""
+    return any(_supplied(name, known) for known in CONTEXT_KEYS)
+
+
 def _supplied(key: str, known: str) -> bool:
     if known.endswith("/"):
         return key.lower().startswith(known.lower()) and len(key) > len(known)
@@ -139,9 +155,11 @@ class Condition:
     values: tuple[str, ...]
     set_prefix: str | None
     if_exists: bool
+    variables: bool = True  # policy variables in the values are replaced at evaluation (Version 2012-10-17)
+    name: str = ""  # the key as the policy writes it
 
     @classmethod
-    def parse(cls, operator: str, key: str, raw: Any, where: str) -> Condition:
+    def parse(cls, operator: str, key: str, raw: Any, where: str, variables: bool = True) -> Condition:
         set_prefix, _, name = operator.rpartition(":")
         if set_prefix and set_prefix not in SET_PREFIXES:
             raise PolicyError(f"{where}: unknown set operator {set_prefix!r} (use ForAnyValue or ForAllValues)")
@@ -152,7 +170,7 @@ class Condition:
                 f"{where}: condition operator {operator!r} is not evaluated by the sandbox; supported: "
                 f"{', '.join(OPERATORS)} (with IfExists, ForAnyValue:, ForAllValues:)"
             )
-        if not any(_supplied(key, known) for known in CONTEXT_KEYS):
+        if not supplied(key):
             raise PolicyError(
                 f"{where}: condition key {key!r} is not supplied by the sandbox, so it cannot be evaluated; "
                 f"supported: {', '.join(k + '<tag-key>' if k.endswith('/') else k for k in CONTEXT_KEYS)}"
@@ -163,11 +181,23 @@ class Condition:
         texts = tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
         if not texts or any(isinstance(v, dict | list) or v is None for v in values):
             raise PolicyError(f"{where}: {key} needs a value or a list of values, not {raw!r}")
-        if any("${" in t for t in texts):
-            raise PolicyError(f"{where}: policy variables (${{...}}) are not evaluated by the sandbox")
+        if variables and any("${" in t for t in texts):
+            if base not in STRING_OPERATORS and base not in ARN_OPERATORS:
+                raise PolicyError(f"{where}: policy variables can only be used with string and ARN operators")
+            for text in texts:
+                _validate_variables(text, where, resource=False)
         if base in ("Bool", "Null") and any(t.lower() not in ("true", "false") for t in texts):
             raise PolicyError(f"{where}: {base} takes true or false, not {raw!r}")
-        return cls(operator, base, context_key(key), texts, set_prefix or None, if_exists)
+        return cls(operator, base, context_key(key), texts, set_prefix or None, if_exists, variables, key)
+
+    def resolved(self, context: Mapping[str, ContextValue]) -> Condition | None:
+        """This condition with its policy variables replaced from `context`; None if one cannot be resolved."""
+        if not self.variables or not any("${" in t for t in self.values):
+            return self
+        values = tuple(iam_variables.resolve(t, context, context_key) for t in self.values)
+        if any(v is None for v in values):
+            return None
+        return Condition(self.operator, self.base, self.key, values, self.set_prefix, self.if_exists, False, self.name)  # type: ignore[arg-type]
 
     def holds(self, context: Mapping[str, ContextValue]) -> bool:
         present = self.key in context
@@ -219,9 +249,11 @@ class Statement:
     resources: tuple[str, ...]
     not_resource: bool
     conditions: tuple[Condition, ...]
+    name: str = ""  # the Sid, or Statement[i]
+    variables: bool = True
 
     @classmethod
-    def parse(cls, raw: Any, index: int) -> Statement:
+    def parse(cls, raw: Any, index: int, variables: bool = True) -> Statement:
         where = f"Statement[{index}]"
         if not isinstance(raw, dict):
             raise PolicyError(f"{where} must be an object")
@@ -246,10 +278,8 @@ class Statement:
         resource_key = "Resource" if "Resource" in raw else "NotResource"
         resources = _strings(raw[resource_key], f"{where}.{resource_key}")
         for resource in resources:
-            if "${" in resource:
-                raise PolicyError(
-                    f"{where}.{resource_key}: policy variables (${{...}}) are not evaluated by the sandbox"
-                )
+            if variables and "${" in resource:
+                _validate_variables(resource, f"{where}.{resource_key}", resource=True)
             if resource != "*" and (not resource.startswith("arn:") or resource.count(":") < 2):
                 raise PolicyError(f"{where}.{resource_key}: {resource!r} is not an ARN (arn:partition:service:...)")
         return cls(
@@ -259,27 +289,42 @@ class Statement:
             action_key == "NotAction",
             resources,
             resource_key == "NotResource",
-            _conditions(raw.get("Condition", {}), where),
+            _conditions(raw.get("Condition", {}), where, variables),
+            raw.get("Sid") if isinstance(raw.get("Sid"), str) and raw.get("Sid") else f"Statement[{index}]",
+            variables,
         )
 
     def applies(self, request: Request) -> bool:
-        action_listed = any(action_matches(p, request.action) for p in self.actions)
-        resource_listed = any(arn_matches(p, request.resource) for p in self.resources)
-        return (
-            action_listed != self.not_action
-            and resource_listed != self.not_resource
-            and all(c.holds(request.context) for c in self.conditions)
-        )
+        """Whether the statement matches the request; never when one of its policy variables cannot be resolved
+        ("If AWS cannot resolve a variable, this might cause the entire statement to be invalid")."""
+        if any(action_matches(p, request.action) for p in self.actions) == self.not_action:
+            return False
+        resources = [iam_variables.resolve(p, request.context, context_key) if self.variables else p
+                     for p in self.resources]  # fmt: skip
+        if None in resources or any(arn_matches(p, request.resource) for p in resources if p) == self.not_resource:
+            return False
+        conditions = [c.resolved(request.context) for c in self.conditions]
+        return all(c is not None and c.holds(request.context) for c in conditions)
 
 
-def _conditions(raw: Any, where: str) -> tuple[Condition, ...]:
+def _validate_variables(text: str, where: str, *, resource: bool) -> None:
+    try:
+        iam_variables.validate(text, where, known=supplied, multivalued=MULTIVALUED_KEYS, resource=resource)
+    except VariableError as exc:
+        raise PolicyError(str(exc)) from exc
+
+
+def _conditions(raw: Any, where: str, variables: bool = True) -> tuple[Condition, ...]:
     if not isinstance(raw, dict):
         raise PolicyError(f"{where}.Condition must be an object of operator -> {{key: value(s)}}")
     found = []
     for operator, keys in raw.items():
         if not isinstance(keys, dict) or not keys:
             raise PolicyError(f"{where}.Condition.{operator} must be an object of key -> value(s)")
-        found += [Condition.parse(operator, key, value, f"{where}.Condition.{operator}") for key, value in keys.items()]
+        found += [
+            Condition.parse(operator, key, value, f"{where}.Condition.{operator}", variables)
+            for key, value in keys.items()
+        ]
     return tuple(found)
 
 
@@ -306,24 +351,19 @@ class Policy:
         raw_statements = raw if isinstance(raw, list) else [raw] if isinstance(raw, dict) else None
         if not raw_statements:
             raise PolicyError("Statement must be a statement object or a non-empty list of them")
-        return cls(tuple(Statement.parse(s, i) for i, s in enumerate(raw_statements)), document)
+        variables = document["Version"] == VARIABLES_VERSION
+        return cls(tuple(Statement.parse(s, i, variables) for i, s in enumerate(raw_statements)), document)
 
     def evaluate(self, request: Request) -> Evaluation:
-        allowed_by: Statement | None = None
+        allowing: list[Statement] = []
         for statement in self.statements:
             if statement.applies(request):
                 if statement.effect == "Deny":
                     return Evaluation(Decision.EXPLICIT_DENY, statement.sid)
-                allowed_by = allowed_by or statement
-        if allowed_by is not None:
-            return Evaluation(Decision.ALLOWED, allowed_by.sid)
+                allowing.append(statement)
+        if allowing:
+            return Evaluation(Decision.ALLOWED, allowing[0].sid, tuple(s.name for s in allowing))
         return Evaluation(Decision.IMPLICIT_DENY)
-
-    def evaluate_all(self, requests: Iterable[Request]) -> tuple[Request, Evaluation] | None:
-        """The first request that is not allowed (explicit denies first), or None when every one is."""
-        denied = [(r, e) for r in requests if (e := self.evaluate(r)).decision is not Decision.ALLOWED]
-        denied.sort(key=lambda pair: pair[1].decision is not Decision.EXPLICIT_DENY)
-        return denied[0] if denied else None
 
 
 def load_policy(source: str | Path | Mapping[str, Any]) -> Policy:

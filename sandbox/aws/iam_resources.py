@@ -9,24 +9,26 @@ each database; RegisterDBProxyTargets: the target group), with the resource's ta
   in the sandbox's state; a name it does not know is authorised against `db-proxy:*` / `target-group:*`.
 - A describe of every resource of a type is authorised against the type's wildcard ARN (`...:cluster:*`), as AWS's
   message shows it; a describe of one resource against that resource's ARN.
-- A resource being created (a deployment, green, a snapshot's copy) has no id yet: `deployment:*`, `db:*`, ...
-- Dependent actions AWS documents as required ("Authorizing access to Amazon RDS blue/green deployment operations",
-  "Grant permission to tag Amazon RDS resources during creation", the reference's "Dependent actions" for deletions
-  with a final snapshot) are authorised too, each against the resources it acts on.
+- A resource being created has the name the request gives it (a restore's target, a final snapshot), or, when it
+  has no id yet, the type's wildcard (`deployment:*`, `db-proxy:*`).
+- Required resource types the request leaves to a default (a restore's option and subnet groups) are authorised
+  against the type's wildcard (`og:*`), which only a `*` pattern for the type matches.
+- Dependent actions AWS documents as required are authorised too, each against the resources it acts on: the
+  blue/green operations' (`sandbox/aws/iam_blue_green.py`: against internally named resources), AddTagsToResource
+  for a creation that carries tags ("Grant permission to tag Amazon RDS resources during creation"), CreateDBSnapshot
+  for a deletion with a final snapshot, and CreateDBProxy's iam:PassRole of its RoleArn with `iam:PassedToService`
+  `rds.amazonaws.com` and AddTagsToResource.
 - An action not in these tables is authorised against `*`, as AWS does for actions without resource-level
   permissions; sts:GetCallerIdentity needs no permission at all (STS API reference) and is never evaluated.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
-from moto.rds.models import DBCluster, RDSBackend
-
+from sandbox.aws import iam_blue_green
 from sandbox.aws.iam_policy import ContextValue, Request, context_key
+from sandbox.aws.iam_targets import Params, Scope, Target, named, resource_tags
 
 NO_PERMISSION_NEEDED = {"sts:GetCallerIdentity"}
 TAG_KEY_PREFIXES = {
@@ -42,58 +44,7 @@ TAG_KEY_PREFIXES = {
     "secgrp": "secgrp",
     "ri": "ri",
 }
-_LIST_MEMBER = re.compile(r"^(?P<name>[A-Za-z]+)\.[A-Za-z]+\.(?P<index>\d+)$")
-_TAG_PART = re.compile(r"^Tags\.[A-Za-z]+\.(?P<index>\d+)\.(?P<part>Key|Value)$")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Where a request is authorised: its region and account, and the RDS state names resolve in."""
-
-    region: str
-    account: str
-    rds: RDSBackend | None
-    partition: str = "aws"
-
-    def arn(self, kind: str, name: str) -> str:
-        if kind == "global-cluster":
-            return f"arn:{self.partition}:rds::{self.account}:global-cluster:{name}"
-        return f"arn:{self.partition}:rds:{self.region}:{self.account}:{kind}:{name}"
-
-
-class Params:
-    """A query-protocol request's parameters (form fields), with lists and tags read back."""
-
-    def __init__(self, form: Mapping[str, str]) -> None:
-        self.form = form
-
-    def get(self, name: str) -> str | None:
-        return self.form.get(name) or None
-
-    def values(self, name: str) -> list[str]:
-        found = [
-            (int(m["index"]), value)
-            for key, value in self.form.items()
-            if (m := _LIST_MEMBER.match(key)) and m["name"] == name
-        ]
-        return [value for _, value in sorted(found)]
-
-    def tags(self) -> dict[str, str]:
-        parts: dict[int, dict[str, str]] = {}
-        for key, value in self.form.items():
-            if m := _TAG_PART.match(key):
-                parts.setdefault(int(m["index"]), {})[m["part"]] = value
-        return {p["Key"]: p.get("Value", "") for _, p in sorted(parts.items()) if "Key" in p}
-
-
-Targets = list[tuple[str, str]]  # (IAM action, resource ARN)
-
-
-def _named(scope: Scope, kind: str, value: str | None) -> str:
-    """The resource a parameter names (a name or an ARN), or every resource of the kind when it names none."""
-    if value and value.startswith("arn:"):
-        return value
-    return scope.arn(kind, value or "*")
+PROXY_SERVICE = "rds.amazonaws.com"  # the service principal CreateDBProxy passes its RoleArn to
 
 
 def _proxy(scope: Scope, name: str | None) -> str:
@@ -110,81 +61,42 @@ def _target_group(scope: Scope, proxy_name: str | None, group: str | None) -> st
 def _proxy_targets(scope: Scope, p: Params) -> list[str]:
     name = p.get("DBProxyName")
     return [
-        *(_named(scope, "db", i) for i in p.values("DBInstanceIdentifiers")),
-        *(_named(scope, "cluster", c) for c in p.values("DBClusterIdentifiers")),
+        *(named(scope, "db", i) for i in p.values("DBInstanceIdentifiers")),
+        *(named(scope, "cluster", c) for c in p.values("DBClusterIdentifiers")),
         _proxy(scope, name),
         _target_group(scope, name, p.get("TargetGroupName")),
     ]
 
 
-def _deployment_members(scope: Scope, deployment_id: str | None) -> tuple[list[Any], list[Any]]:
-    """(blue resources, green resources) of a deployment the sandbox knows, clusters and instances alike."""
-    deployment = (
-        scope.rds.blue_green_deployments.get(deployment_id) if scope.rds is not None and deployment_id else None
-    )
-    pairs = getattr(deployment, "pairs", [])
-    return [pair.blue for pair in pairs], [pair.green for pair in pairs]
-
-
-def _by_kind(resources: list[Any], cluster_action: str, instance_action: str) -> Targets:
-    return [(cluster_action if isinstance(r, DBCluster) else instance_action, r.arn) for r in resources]
-
-
-def _create_blue_green(scope: Scope, p: Params) -> Targets:
-    source = p.get("Source") or scope.arn("db", "*")
-    found: Targets = [("rds:CreateBlueGreenDeployment", a) for a in (scope.arn("deployment", "*"), source)]
-    if group := p.get("TargetDBParameterGroupName"):
-        found.append(("rds:CreateBlueGreenDeployment", _named(scope, "pg", group)))
-    if group := p.get("TargetDBClusterParameterGroupName"):
-        found.append(("rds:CreateBlueGreenDeployment", _named(scope, "cluster-pg", group)))
-    if ":cluster:" in source:  # Aurora: green's cluster, instances and endpoints
+def _delete_instance(scope: Scope, p: Params) -> list[Target]:
+    db = named(scope, "db", p.get("DBInstanceIdentifier"))
+    found = [Target("rds:DeleteDBInstance", db)]
+    if snapshot := p.get("FinalDBSnapshotIdentifier"):
         found += [
-            ("rds:CreateDBCluster", scope.arn("cluster", "*")),
-            ("rds:CreateDBInstance", scope.arn("db", "*")),
-            ("rds:CreateDBClusterEndpoint", scope.arn("cluster-endpoint", "*")),
+            Target("rds:CreateDBSnapshot", db),
+            Target("rds:CreateDBSnapshot", named(scope, "snapshot", snapshot)),
         ]
-    else:
-        found.append(("rds:CreateDBInstanceReadReplica", scope.arn("db", "*")))
+    return found
+
+
+def _delete_cluster(scope: Scope, p: Params) -> list[Target]:
+    cluster = named(scope, "cluster", p.get("DBClusterIdentifier"))
+    found = [Target("rds:DeleteDBCluster", cluster)]
+    if snapshot := p.get("FinalDBSnapshotIdentifier"):
+        snapshot_arn = named(scope, "cluster-snapshot", snapshot)
+        found += [Target("rds:DeleteDBCluster", snapshot_arn)]
+        found += [Target("rds:CreateDBClusterSnapshot", cluster), Target("rds:CreateDBClusterSnapshot", snapshot_arn)]
+    return found
+
+
+def _create_proxy(scope: Scope, p: Params) -> list[Target]:
+    """CreateDBProxy has no resource type ("*"); its dependent actions are iam:PassRole of its RoleArn, passed to
+    RDS (`iam:PassedToService`), and AddTagsToResource on the new proxy when the request carries tags."""
+    found = [Target("rds:CreateDBProxy", "*")]
+    if role := p.get("RoleArn"):
+        found.append(Target("iam:PassRole", role, {}, {context_key("iam:PassedToService"): PROXY_SERVICE}))
     if p.tags():
-        found.append(("rds:AddTagsToResource", scope.arn("deployment", "*")))
-    return found
-
-
-def _switchover(scope: Scope, p: Params) -> Targets:
-    deployment = p.get("BlueGreenDeploymentIdentifier")
-    blue, green = _deployment_members(scope, deployment)
-    return [
-        ("rds:SwitchoverBlueGreenDeployment", _named(scope, "deployment", deployment)),
-        *_by_kind(blue + green, "rds:ModifyDBCluster", "rds:ModifyDBInstance"),  # both are renamed
-        *_by_kind(green[:1], "rds:PromoteReadReplicaDBCluster", "rds:PromoteReadReplica"),
-    ]
-
-
-def _delete_blue_green(scope: Scope, p: Params) -> Targets:
-    deployment = p.get("BlueGreenDeploymentIdentifier")
-    _, green = _deployment_members(scope, deployment)
-    found: Targets = [("rds:DeleteBlueGreenDeployment", _named(scope, "deployment", deployment))]
-    found += _by_kind(green, "rds:DeleteDBCluster", "rds:DeleteDBInstance")
-    if any(isinstance(g, DBCluster) for g in green):
-        found.append(("rds:DeleteDBClusterEndpoint", scope.arn("cluster-endpoint", "*")))
-    return found
-
-
-def _delete_instance(scope: Scope, p: Params) -> Targets:
-    db = _named(scope, "db", p.get("DBInstanceIdentifier"))
-    found: Targets = [("rds:DeleteDBInstance", db)]
-    if snapshot := p.get("FinalDBSnapshotIdentifier"):
-        found += [("rds:CreateDBSnapshot", db), ("rds:CreateDBSnapshot", _named(scope, "snapshot", snapshot))]
-    return found
-
-
-def _delete_cluster(scope: Scope, p: Params) -> Targets:
-    cluster = _named(scope, "cluster", p.get("DBClusterIdentifier"))
-    found: Targets = [("rds:DeleteDBCluster", cluster)]
-    if snapshot := p.get("FinalDBSnapshotIdentifier"):
-        snapshot_arn = _named(scope, "cluster-snapshot", snapshot)
-        found += [("rds:DeleteDBCluster", snapshot_arn)]
-        found += [("rds:CreateDBClusterSnapshot", cluster), ("rds:CreateDBClusterSnapshot", snapshot_arn)]
+        found.append(Target("rds:AddTagsToResource", scope.arn("db-proxy", "*")))
     return found
 
 
@@ -192,7 +104,7 @@ def _on(*parts: tuple[str, str]) -> Callable[[Scope, Params], list[str]]:
     """Resources named by parameters: (resource kind, parameter); a parameter left out names every resource."""
 
     def resources(scope: Scope, p: Params) -> list[str]:
-        return [_named(scope, kind, p.get(param)) for kind, param in parts if p.get(param) or parts[0] == (kind, param)]
+        return [named(scope, kind, p.get(param)) for kind, param in parts if p.get(param) or parts[0] == (kind, param)]
 
     return resources
 
@@ -201,7 +113,17 @@ def _given(*parts: tuple[str, str]) -> Callable[[Scope, Params], list[str]]:
     """Resources named by parameters only when given (optional resource types); `*` when none is."""
 
     def resources(scope: Scope, p: Params) -> list[str]:
-        return [_named(scope, kind, p.get(param)) for kind, param in parts if p.get(param)] or ["*"]
+        return [named(scope, kind, p.get(param)) for kind, param in parts if p.get(param)] or ["*"]
+
+    return resources
+
+
+def _required(*parts: tuple[str, str]) -> Callable[[Scope, Params], list[str]]:
+    """Resource types the reference marks required: the one a parameter names, else the type's wildcard (which
+    only a `*` pattern for the type matches: RDS picks a default the request does not name)."""
+
+    def resources(scope: Scope, p: Params) -> list[str]:
+        return [named(scope, kind, p.get(param)) for kind, param in parts]
 
     return resources
 
@@ -257,14 +179,16 @@ RDS_RESOURCES: dict[str, Callable[[Scope, Params], list[str]]] = {
         ("cluster-snapshot", "SnapshotIdentifier"),
         ("cluster-pg", "DBClusterParameterGroupName"),
     ),
-    "RestoreDBInstanceToPointInTime": _on(
-        ("db", "TargetDBInstanceIdentifier"), ("db", "SourceDBInstanceIdentifier"), ("pg", "DBParameterGroupName")
-    ),
-    "RestoreDBClusterToPointInTime": _on(
-        ("cluster", "DBClusterIdentifier"),
-        ("cluster", "SourceDBClusterIdentifier"),
-        ("cluster-pg", "DBClusterParameterGroupName"),
-    ),
+    "RestoreDBInstanceToPointInTime": lambda s, p: [
+        *_on(("db", "TargetDBInstanceIdentifier"), ("db", "SourceDBInstanceIdentifier"))(s, p),
+        *_required(("pg", "DBParameterGroupName"), ("og", "OptionGroupName"), ("subgrp", "DBSubnetGroupName"))(s, p),
+    ],
+    "RestoreDBClusterToPointInTime": lambda s, p: [
+        *_on(("cluster", "DBClusterIdentifier"), ("cluster", "SourceDBClusterIdentifier"))(s, p),
+        *_required(
+            ("cluster-pg", "DBClusterParameterGroupName"), ("og", "OptionGroupName"), ("subgrp", "DBSubnetGroupName")
+        )(s, p),
+    ],
     "CreateDBInstance": _on(
         ("db", "DBInstanceIdentifier"), ("cluster", "DBClusterIdentifier"), ("pg", "DBParameterGroupName")
     ),
@@ -279,29 +203,30 @@ RDS_RESOURCES: dict[str, Callable[[Scope, Params], list[str]]] = {
     "RebootDBCluster": _on(("cluster", "DBClusterIdentifier")),
     "FailoverDBCluster": _on(("cluster", "DBClusterIdentifier")),
     "DescribeDBClusterEndpoints": _given(("cluster", "DBClusterIdentifier")),
-    "CreateDBProxy": _given(),
     "DescribeEvents": _given(),
     "DescribeDBEngineVersions": _given(),
 }
 # RDS actions whose authorisation is more than one action on the resources.
-RDS_TARGETS: dict[str, Callable[[Scope, Params], Targets]] = {
-    "CreateBlueGreenDeployment": _create_blue_green,
-    "SwitchoverBlueGreenDeployment": _switchover,
-    "DeleteBlueGreenDeployment": _delete_blue_green,
+RDS_TARGETS: dict[str, Callable[[Scope, Params], list[Target]]] = {
+    "CreateBlueGreenDeployment": iam_blue_green.create,
+    "SwitchoverBlueGreenDeployment": iam_blue_green.switchover,
+    "DeleteBlueGreenDeployment": iam_blue_green.delete,
     "DeleteDBInstance": _delete_instance,
     "DeleteDBCluster": _delete_cluster,
+    "CreateDBProxy": _create_proxy,
 }
-# Creations that carry tags are also authorised for rds:AddTagsToResource on the new resource.
+# Creations that carry tags are also authorised for rds:AddTagsToResource on the new resource ("Grant permission to
+# tag Amazon RDS resources during creation"): (its kind, the parameter naming it).
 TAGGED_CREATIONS = {
-    "CreateDBSnapshot": "snapshot",
-    "CreateDBClusterSnapshot": "cluster-snapshot",
-    "RestoreDBInstanceFromDBSnapshot": "db",
-    "RestoreDBClusterFromSnapshot": "cluster",
-    "RestoreDBInstanceToPointInTime": "db",
-    "RestoreDBClusterToPointInTime": "cluster",
-    "CreateDBInstance": "db",
-    "CreateDBCluster": "cluster",
-    "CreateDBInstanceReadReplica": "db",
+    "CreateDBSnapshot": ("snapshot", "DBSnapshotIdentifier"),
+    "CreateDBClusterSnapshot": ("cluster-snapshot", "DBClusterSnapshotIdentifier"),
+    "RestoreDBInstanceFromDBSnapshot": ("db", "DBInstanceIdentifier"),
+    "RestoreDBClusterFromSnapshot": ("cluster", "DBClusterIdentifier"),
+    "RestoreDBInstanceToPointInTime": ("db", "TargetDBInstanceIdentifier"),
+    "RestoreDBClusterToPointInTime": ("cluster", "DBClusterIdentifier"),
+    "CreateDBInstance": ("db", "DBInstanceIdentifier"),
+    "CreateDBCluster": ("cluster", "DBClusterIdentifier"),
+    "CreateDBInstanceReadReplica": ("db", "DBInstanceIdentifier"),
 }
 OTHER_SERVICES: dict[str, Callable[[Scope, Params], list[str]]] = {
     "sts:AssumeRole": lambda s, p: [p.get("RoleArn") or "*"],
@@ -309,40 +234,28 @@ OTHER_SERVICES: dict[str, Callable[[Scope, Params], list[str]]] = {
 }
 
 
-def targets(service: str, action: str, params: Params, scope: Scope) -> Targets:
-    """Every (IAM action, resource ARN) the call is authorised for; empty when it needs no permission."""
+def targets(service: str, action: str, params: Params, scope: Scope) -> list[Target]:
+    """Every (IAM action, resource) the call is authorised for; empty when it needs no permission."""
     iam_action = f"{service}:{action}"
     if iam_action in NO_PERMISSION_NEEDED:
         return []
     if service == "rds" and action in RDS_TARGETS:
         return RDS_TARGETS[action](scope, params)
     if service == "rds" and action in RDS_RESOURCES:
-        found = [(iam_action, arn) for arn in RDS_RESOURCES[action](scope, params)]
+        found = [Target(iam_action, arn) for arn in RDS_RESOURCES[action](scope, params)]
         if action in TAGGED_CREATIONS and params.tags():
-            found.append(("rds:AddTagsToResource", scope.arn(TAGGED_CREATIONS[action], "*")))
+            kind, param = TAGGED_CREATIONS[action]
+            found.append(Target("rds:AddTagsToResource", named(scope, kind, params.get(param)), {}))
         return found
     resources = OTHER_SERVICES.get(iam_action, lambda s, p: ["*"])(scope, params)
-    return [(iam_action, arn) for arn in resources]
-
-
-def resource_tags(scope: Scope, arn: str) -> dict[str, str]:
-    """The tags the sandbox's state holds for the resource (none for `*`, a wildcard or an unknown resource)."""
-    if scope.rds is None or not arn.startswith("arn:") or arn.endswith(":*"):
-        return {}
-    if ":deployment:" in arn:
-        found = scope.rds.blue_green_deployments.get(arn.rsplit(":", 1)[-1])
-        return {t["Key"]: t.get("Value", "") for t in getattr(found, "tags", None) or []}
-    try:
-        return {t["Key"]: t.get("Value", "") for t in scope.rds.list_tags_for_resource(arn)}
-    except Exception:  # an ARN moto cannot resolve (another service's, a malformed one) has no tags here
-        return {}
+    return [Target(iam_action, arn) for arn in resources]
 
 
 def requests(
     service: str, action: str, params: Params, scope: Scope, principal: Mapping[str, ContextValue]
 ) -> list[Request]:
-    """The authorization requests of one call, each with its context: principal keys, the request's tags, and the
-    resource's tags."""
+    """The authorization requests of one call, each with its context: principal keys, the request's tags, the
+    resource's tags, and the keys only that authorization has."""
     request_tags = params.tags()
     common: dict[str, ContextValue] = {**principal, context_key("aws:RequestedRegion"): scope.region}
     for key, value in request_tags.items():
@@ -352,12 +265,14 @@ def requests(
     if tag_keys:
         common[context_key("aws:TagKeys")] = tag_keys
     found = []
-    for iam_action, arn in targets(service, action, params, scope):
-        context = dict(common)
+    for target in targets(service, action, params, scope):
+        context = {**common, **target.context}
+        arn = target.resource
         kind = arn.split(":")[5] if arn.count(":") >= 6 else ""
-        for key, value in resource_tags(scope, arn).items():
+        tags = resource_tags(scope, arn) if target.tags is None else target.tags
+        for key, value in tags.items():
             context[context_key(f"aws:ResourceTag/{key}")] = value
             if kind in TAG_KEY_PREFIXES:
                 context[context_key(f"rds:{TAG_KEY_PREFIXES[kind]}-tag/{key}")] = value
-        found.append(Request(iam_action, arn, context))
+        found.append(Request(target.action, arn, context))
     return found

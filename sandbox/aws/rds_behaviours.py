@@ -30,6 +30,7 @@ from sandbox.aws.replication import ReplicationMixin
 from sandbox.aws.restore_progress import RestoreProgressMixin
 from sandbox.aws.restores import RestoresMixin
 from sandbox.aws.state import SandboxState
+from sandbox.aws.target_group_tags import TargetGroupTagsMixin
 from sandbox.aws.task_failures import TaskFailuresMixin
 from sandbox.aws.upgrades import UpgradesMixin
 
@@ -71,6 +72,7 @@ class SandboxRDSBackend(
     EngineVersionsMixin,
     UpgradesMixin,
     DeletionsMixin,
+    TargetGroupTagsMixin,
     RDSBackend,
 ):
     sandbox: SandboxState

@@ -40,10 +40,12 @@ class SandboxMiddleware:
         action, params = wire.action_and_params(environ, body)
         # Authentication (an expired token), then authorization (the IAM policy, if any): a refusal goes no further.
         refusal = expired_token_refusal(environ, self._state.tokens)
+        grants = None
         if refusal is None:
-            refusal = self._state.iam.refusal(environ, body, action)
+            refusal, grants = self._state.iam.authorize(environ, body, action)
         if refusal is not None:
-            self._state.timeline.record_call(action or "", params, refusal.status, refusal.code, received)
+            denied = [refusal.detail] if refusal.detail else None
+            self._state.timeline.record_call(action or "", params, refusal.status, refusal.code, received, iam=denied)
             start_response(wire.status_line(refusal.status), refusal.headers)
             return [refusal.body]
         fault = self._state.faults.take_api_fault(action) if action else None
@@ -57,7 +59,7 @@ class SandboxMiddleware:
 
         with self._state.lock:
             self._before_request()
-            call = self._state.timeline.open_call(action, params) if action else None
+            call = self._state.timeline.open_call(action, params, iam=grants) if action else None
             status, headers, chunks = self._call_moto(environ)
             response_body = b"".join(chunks)
             code = None

@@ -75,6 +75,7 @@ class Refusal(NamedTuple):
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    detail: dict[str, str] | None = None  # an IAM refusal's action and resource, for the timeline
 
 
 def expired_token_refusal(environ: dict[str, Any], tokens: SessionTokens) -> Refusal | None:

@@ -20,15 +20,18 @@ class Timeline:
         status: int | None,
         code: str | None,
         t: float | None = None,
+        iam: list[dict[str, Any]] | None = None,
     ) -> None:
-        self._append(
-            {"kind": "call", "action": action, "params": params, "status": status, "code": code},
-            t,
-        )
+        """A call answered without reaching moto (refused, or failed by an injected fault). `iam`: what an IAM
+        refusal denied (the action and resource)."""
+        entry = {"kind": "call", "action": action, "params": params, "status": status, "code": code}
+        self._append({**entry, "iam": iam} if iam is not None else entry, t)
 
-    def open_call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Record a call as it starts being handled, so that it precedes the transitions it causes."""
-        return self._append({"kind": "call", "action": action, "params": params, "status": None, "code": None}, None)
+    def open_call(self, action: str, params: dict[str, Any], iam: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Record a call as it starts being handled, so that it precedes the transitions it causes. `iam`: the
+        authorizations of an enforced IAM policy, each with the statements that allowed it."""
+        entry = {"kind": "call", "action": action, "params": params, "status": None, "code": None}
+        return self._append({**entry, "iam": iam} if iam is not None else entry, None)
 
     def close_call(self, entry: dict[str, Any], status: int | None, code: str | None) -> None:
         with self._lock:

@@ -35,6 +35,8 @@ MAIN_PARAMS = (
     "SourceDBInstanceIdentifier",
     "TargetDBInstanceIdentifier",
     "SourceDBClusterIdentifier",
+    # tagging: the ARN of what is tagged (a rehearsal may tag only what it created)
+    "ResourceName",
 )
 _RPC_V2_PATH = re.compile(r"/service/[^/]+/operation/([A-Za-z0-9]+)$")
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
