@@ -1,5 +1,6 @@
 """The rows of `python -m bot check` that need no Slack: the configuration, and per environment AWS (who the bot is,
-the role it assumes, `describe-db-proxies`, and, where it may simulate, every action of `iam-policy.json`).
+the role it assumes, `describe-db-proxies`, and, where it may simulate, every statement of `iam-policy.json` with
+resources and tags that fit it: `bot/iam_statements.py`).
 
 Each check is a `Row`: passed, failed (with the fix), or skipped (with why). `render` prints them one per line.
 The Slack rows and the command itself are in `handlers/check.py`.
@@ -7,18 +8,18 @@ The Slack rows and the command itself are in `handlers/check.py`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot import errors
 from bot.aws.identity import IdentityGateway, simulation_principal
 from bot.config import Environment, Settings
+from bot.iam_statements import simulations
 
 IAM_POLICY = Path(__file__).resolve().parent.parent / "iam-policy.json"
 NO_SIMULATE = "skipped (no permission to simulate)"
@@ -100,7 +101,8 @@ async def aws_rows(environment: Environment, factory: GatewayFactory = default_g
         if not environment.role_arn:
             rows.append(Row(f"{name}: sts assume-role", "skip", "no role_arn: the bot acts as the identity above"))
             rows.append(await _proxies_row(name, environment, gateway))
-            rows.append(await _policy_row(name, gateway, simulation_principal(own.arn) or own.arn))
+            principal = simulation_principal(own.arn) or own.arn
+            rows.append(await _policy_row(name, gateway, principal, environment, own.account))
             return rows
     async with factory(environment, True) as assumed:
         try:
@@ -114,7 +116,7 @@ async def aws_rows(environment: Environment, factory: GatewayFactory = default_g
             return [*rows, *_not_checked(name, environment, "the role could not be assumed", role=False)]
         rows.append(Row(f"{name}: sts assume-role", "ok", f"{environment.role_arn} as {acting.arn}"))
         rows.append(await _proxies_row(name, environment, assumed))
-        rows.append(await _policy_row(name, assumed, environment.role_arn))
+        rows.append(await _policy_row(name, assumed, environment.role_arn, environment, acting.account))
     return rows
 
 
@@ -137,31 +139,21 @@ async def _proxies_row(name: str, environment: Environment, gateway: IdentityGat
     return Row(check, "ok", f"{len(proxies)} proxies in {region}" + (f": {shown}" if proxies else ""))
 
 
-def policy_statements(path: Path = IAM_POLICY) -> list[tuple[list[str], list[str]]]:
-    """(actions, resources) of each Allow statement of iam-policy.json; resources [] for "*"."""
-    document: dict[str, Any] = json.loads(path.read_text())
-    statements = []
-    for statement in document["Statement"]:
-        if statement.get("Effect") != "Allow":
-            continue
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement.get("Resource", "*")
-        resources = resources if isinstance(resources, list) else [resources]
-        statements.append((actions, [] if resources == ["*"] else resources))
-    return statements
-
-
-async def _policy_row(name: str, gateway: IdentityGateway, principal: str) -> Row:
+async def _policy_row(
+    name: str, gateway: IdentityGateway, principal: str, environment: Environment, account: str
+) -> Row:
+    """Every statement of iam-policy.json simulated for `principal`; the actions any statement's simulation does not
+    allow, by statement."""
     check = f"{name}: iam-policy.json"
     if not IAM_POLICY.exists():
         return Row(check, "skip", f"skipped ({IAM_POLICY.name} is not installed next to the package)")
     if simulation_principal(principal) is None:
         return Row(check, "skip", f"skipped ({principal} is not a user or role the simulator can evaluate)")
-    denied: list[str] = []
-    checked = 0
-    for actions, resources in policy_statements():
+    missing: dict[str, list[str]] = {}
+    checked = statements = 0
+    for simulation in simulations(IAM_POLICY, region=environment.region or "us-east-1", account=account):
         try:
-            decisions = await gateway.simulate(principal, actions, resources)
+            decisions = await gateway.simulate(principal, simulation.actions, simulation.resources, simulation.context)
         except errors.AccessDenied:
             return Row(
                 check, "skip", NO_SIMULATE, f"to check the policy, allow iam:SimulatePrincipalPolicy on {principal}"
@@ -172,13 +164,18 @@ async def _policy_row(name: str, gateway: IdentityGateway, principal: str) -> Ro
                 return Row(check, "skip", f"skipped (the simulator cannot evaluate {principal}: {code})")
             problem, fix = _failure(exc)
             return Row(check, "fail", f"SimulatePrincipalPolicy: {problem}", fix)
-        checked += len(actions)
-        denied += [action for action in actions if decisions.get(action) != "allowed"]
-    if denied:
+        checked += len(simulation.actions)
+        statements += 1
+        denied = [action for action in simulation.actions if decisions.get(action) != "allowed"]
+        if denied:
+            missing[simulation.sid] = denied
+    if missing:
+        count = sum(len(actions) for actions in missing.values())
+        listed = "; ".join(f"{sid}: {', '.join(actions)}" for sid, actions in missing.items())
         return Row(
             check,
             "fail",
-            f"{len(denied)} of {checked} actions not allowed: {', '.join(denied)}",
-            f"attach iam-policy.json to {principal}",
+            f"{count} of {checked} actions not allowed ({listed})",
+            f"attach iam-policy.json to {principal} (and tag it bluegreen-bot:environment; see the README)",
         )
-    return Row(check, "ok", f"all {checked} actions allowed for {principal}")
+    return Row(check, "ok", f"all {checked} actions of {statements} statements allowed for {principal}")

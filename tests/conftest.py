@@ -7,4 +7,4 @@ os.environ.update(AWS_ACCESS_KEY_ID="sandbox", AWS_SECRET_ACCESS_KEY="sandbox", 
 for leaked in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_RDS", "BLUEGREEN_CONFIG"):
     os.environ.pop(leaked, None)
 
-pytest_plugins = ["tests.sandbox_fixtures", "tests.engine_fixtures"]
+pytest_plugins = ["tests.sandbox_fixtures", "tests.engine_fixtures", "tests.iam_fixtures"]

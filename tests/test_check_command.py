@@ -123,8 +123,11 @@ def test_every_row_passes_against_the_sandbox_and_the_stand_in(
     assert f"all {len(manifest_scopes())} scopes" in rows["slack: scopes"][1]
     assert role in rows["aws prod: sts assume-role"][1] and "assumed-role/" in rows["aws prod: sts assume-role"][1]
     assert "orders-proxy" in rows["aws prod: describe-db-proxies"][1]
-    actions = sum(len(s["Action"]) for s in json.loads(POLICY)["Statement"])
-    assert rows["aws prod: iam-policy.json"][1] == f"all {actions} actions allowed for {role}"
+    statements = json.loads(POLICY)["Statement"]
+    actions = sum(len(s["Action"]) for s in statements)
+    assert rows["aws prod: iam-policy.json"][1] == (
+        f"all {actions} actions of {len(statements)} statements allowed for {role}"
+    )
     assert "8 of 8 checks passed." in output
 
 
@@ -174,14 +177,21 @@ def test_a_policy_missing_actions_fails_naming_them(
     tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, make_role: Callable[..., str]
 ) -> None:
     narrow = json.loads(POLICY)
-    narrow["Statement"] = [s for s in narrow["Statement"] if s["Sid"] != "DetachAndAttachProxyTargets"]
+    # Each statement is simulated with resources and tags that fit it: without the proxy statement, the
+    # registrations are not allowed on this environment's proxies (nor is an old blue's deletion without its own).
+    gone = {"DetachAndAttachProxyTargetsOfThisEnvironment", "DeleteOldBlueOfThisEnvironment"}
+    narrow["Statement"] = [s for s in narrow["Statement"] if s["Sid"] not in gone]
     role = make_role(policies=(json.dumps(narrow), SIMULATE))
     code, rows, output = run_check(tmp_path, sandbox, slack, environment("prod", OPS, role))
     assert code == 1, output
     assert failing(rows) == {"aws prod: iam-policy.json"}, output
     _, detail, fix = rows["aws prod: iam-policy.json"]
-    assert "rds:RegisterDBProxyTargets" in detail and "rds:DeregisterDBProxyTargets" in detail
-    assert fix == f"attach iam-policy.json to {role}"
+    assert detail.startswith("6 of ") and "actions not allowed" in detail, detail
+    assert "DetachAndAttachProxyTargetsOfThisEnvironment: rds:RegisterDBProxyTargets, rds:DeregisterDBProxyTargets" in (
+        detail
+    )
+    assert "DeleteOldBlueOfThisEnvironment: rds:DeleteDBInstance, rds:DeleteDBCluster, rds:CreateDBSnapshot" in detail
+    assert fix and fix.startswith(f"attach iam-policy.json to {role}")
 
 
 def test_check_refuses_a_bad_configuration_with_exit_2(

@@ -27,10 +27,12 @@ from bot.aws.commands import aws_command
 from bot.aws.credentials import RoleCredentials, assumed_role_credentials, use_credentials
 from bot.aws.database_reads import DatabaseReads
 from bot.aws.deployment_events import DeploymentEvents
+from bot.aws.environment_tags import EnvironmentTags
 from bot.aws.faults import translate
 from bot.aws.models import Database, Deployment
 from bot.aws.rds_proxies import RdsProxies
 from bot.aws.rehearsal_clones import RehearsalClones
+from bot.aws.rehearsal_sizing import RehearsalSizing
 from bot.aws.responses import (
     parse_cluster,
     parse_deployment,
@@ -64,7 +66,9 @@ class Mutation:
     response: dict[str, Any]
 
 
-class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges, RdsProxies, RehearsalClones):
+class AwsGateway(
+    DatabaseReads, DeploymentEvents, SettingsChanges, RdsProxies, RehearsalClones, RehearsalSizing, EnvironmentTags
+):
     """One per AWS account/region. Use as an async context manager, or call `close()`.
 
     Failures raise `bot.errors.AwsError` (see the module docstring) unless a method says otherwise. With `role_arn`
@@ -175,8 +179,12 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges, RdsProxies, R
         items = response.get(key, [])
         return parse(items[0]) if items else None
 
-    async def _mutate(self, action: str, resource: str | None, **params: Any) -> Mutation:
-        mutation_guard.check(action, params)  # a rehearsal's step: only what the rehearsal created
+    async def _mutate(
+        self, action: str, resource: str | None, *, guard_names: set[str] | None = None, **params: Any
+    ) -> Mutation:
+        """One mutation. `guard_names`: what the call changes, for the rehearsal guard, when its parameters name it
+        by an id the guard cannot attribute (a proxy's target group)."""
+        mutation_guard.check(action, params, guard_names)  # a rehearsal's step: only what the rehearsal created
         response = await self._call(action, resource, **params)
         return Mutation(
             action=action,
@@ -343,8 +351,10 @@ class AwsGateway(DatabaseReads, DeploymentEvents, SettingsChanges, RdsProxies, R
         parameter_group: str | None,
         tags: Mapping[str, str],
     ) -> Mutation:
-        """Create a blue/green deployment of `source`, tagged. ProxyNotSupported when AWS refuses it because the
-        source is an RDS Proxy target."""
+        """Create a blue/green deployment of `source`, tagged, with the source's environment tag too (the IAM policy
+        lets the bot switch over and delete only deployments of its environment). ProxyNotSupported when AWS
+        refuses it because the source is an RDS Proxy target."""
+        tags = {**tags, **await self.environment_tags(source.arn)}
         params: dict[str, Any] = {"BlueGreenDeploymentName": name, "Source": source.arn}
         if engine_version:
             params["TargetEngineVersion"] = engine_version

@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.aws.gateway import AwsGateway
 
@@ -41,13 +42,20 @@ class IdentityGateway(AwsGateway):
         )
 
     async def simulate(
-        self, principal_arn: str, actions: Sequence[str], resources: Sequence[str] = ()
+        self,
+        principal_arn: str,
+        actions: Sequence[str],
+        resources: Sequence[str] = (),
+        context: Sequence[Mapping[str, Any]] = (),
     ) -> dict[str, str]:
-        """Each action's decision for `principal_arn` over `resources` (default: every resource): "allowed",
-        "implicitDeny" or "explicitDeny". AccessDenied when the caller may not simulate."""
+        """Each action's decision for `principal_arn` over `resources` (default: every resource) with the request
+        context `context` (ContextEntries): "allowed", "implicitDeny" or "explicitDeny", the most restrictive over
+        the resources. AccessDenied when the caller may not simulate."""
         params: dict[str, object] = {"PolicySourceArn": principal_arn, "ActionNames": list(actions)}
         if resources:
             params["ResourceArns"] = list(resources)
+        if context:
+            params["ContextEntries"] = [dict(entry) for entry in context]
         decisions: dict[str, str] = {}
         marker: str | None = None
         while True:

@@ -46,20 +46,26 @@ def named(params: Mapping[str, Any]) -> set[str]:
         if key in _READ_ONLY:
             continue
         values = value if isinstance(value, list) else [value]
-        if key == "Source":  # CreateBlueGreenDeployment: the ARN of the database it copies
+        if key in ("Source", "ResourceName"):  # ARNs: a deployment's source, a resource being tagged
             names |= {str(v).rsplit(":", 1)[-1] for v in values}
         elif key.endswith(_NAMING):
             names |= {str(v) for v in values if isinstance(v, str)}
     return names
 
 
-def check(action: str, params: Mapping[str, Any]) -> None:
+def check(action: str, params: Mapping[str, Any], names: set[str] | None = None) -> None:
+    """Refuse the call if it names something the rehearsal did not create: `names` when given (a call whose
+    parameters name it by an id the rehearsal cannot know, like a target group's), else its parameters'."""
     allowed = _ALLOWED.get()
     if allowed is None:
         return
     # The clone's name carries the run id: what AWS derives from it (`<clone>-old1` after a switchover, green's
     # `<clone>-green-...`) and the rehearsal's extra proxies (`<clone>-2`) are the rehearsal's too.
-    outside = {n for n in named(params) if not any(n == a or n.startswith(f"{a}-") for a in allowed)}
+    outside = {
+        n
+        for n in (named(params) if names is None else names)
+        if not any(n == a or n.startswith(f"{a}-") for a in allowed)
+    }
     if outside:
         raise RehearsalOverreach(
             f"refused {action} on {', '.join(sorted(outside))}: a rehearsal changes only what it created"

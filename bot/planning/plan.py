@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.aws.commands import aws_command, target_params
+from bot.aws.environment_tags import GREEN_TAG
 from bot.aws.models import Database, Deployment, ProxyTarget, Registration, major_version
 from bot.errors import BadRequest
 from bot.gates.model import GateResult
@@ -58,6 +59,7 @@ class Plan:
     detached_estimate: str | None
     version: int = PLAN_VERSION
     gates: tuple[GateResult, ...] = ()  # create: the prerequisites, evaluated by `bot.gates.evaluate`
+    rehearsal: tuple[str, ...] = ()  # the latest rehearsal of the database and version (`Engine.plan` adds it)
 
 
 def _register_commands(registrations: list[Registration], database_id: str, kind: str) -> tuple[str, ...]:
@@ -389,6 +391,14 @@ def _plan_rollback(request: RunRequest, observed: Observed, _timeout: int) -> Pl
     return Plan("rollback", database.identifier, None, "before a switchover", tuple(steps), _facts(observed), None)
 
 
+def _green_marks(deployment: Deployment) -> tuple[str, ...]:
+    """The tag the IAM policy requires on green before AWS deletes it with the deployment, one command per database
+    of green (an Aurora cluster and its instances)."""
+    green = [m.target for m in deployment.members if m.target] or [deployment.target_arn or "GREEN_ARN"]
+    tags = [{"Key": GREEN_TAG, "Value": "true"}]
+    return tuple(aws_command("AddTagsToResource", {"ResourceName": arn, "Tags": tags}) for arn in dict.fromkeys(green))
+
+
 def _removal_steps(deployment: Deployment, *, delete_target: bool) -> list[StepSpec]:
     """Find, delete and wait out a deployment: after a switchover (cleanup) both databases stay; before one
     (rollback, `delete_target`) green goes with it."""
@@ -400,11 +410,12 @@ def _removal_steps(deployment: Deployment, *, delete_target: bool) -> list[StepS
         ),
         StepSpec(
             "delete_deployment",
-            "Delete the deployment and its green resources"
+            f"Tag green {GREEN_TAG}, then delete the deployment and its green resources"
             if delete_target
             else "Delete the deployment (keeping both databases)",
             {"delete_target": delete_target},
             commands=(
+                *(_green_marks(deployment) if delete_target else ()),
                 aws_command(
                     "DeleteBlueGreenDeployment",
                     {"BlueGreenDeploymentIdentifier": deployment.identifier, "DeleteTarget": delete_target},

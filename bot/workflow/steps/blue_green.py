@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bot.aws.models import Database, Deployment, Registration, major_version
+from bot.aws.environment_tags import GREEN_TAG
+from bot.aws.models import Database, Deployment, Registration, identifier_from_arn, major_version
 from bot.aws.responses import health_of
 from bot.errors import AwsError, ProxyNotSupported
 from bot.planning.fingerprint import switchover_fingerprint
 from bot.planning.plan import workaround_create_steps
-from bot.workflow import polling
+from bot.workflow import polling, rehearsal_history
 from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed, verify_approved_plan
 from bot.workflow.steps.readiness import ready_to_act, require_ready
 from bot.workflow.watch import DeploymentWatch
@@ -128,13 +129,25 @@ class WaitDeploymentAvailable(Step):
     async def run(self, ctx: StepContext) -> Replan | None:
         seen: dict[str, str] = {}
         watch = DeploymentWatch(ctx)
+        # Each task's statuses as the bot saw them change: [status, seen at, the look before] (kept across a
+        # restart), from which a rehearsal's report gives each task's duration. One write per change.
+        history: dict[str, list[list[object]]] = dict(ctx.run.meta.get("deployment_tasks") or {})
+        looked: list[float | None] = [None]
 
         async def probe() -> Deployment | None:
             deployment = await current_deployment(ctx)
+            now, changed = ctx.clock(), False
             for task in deployment.tasks:
                 if seen.get(task.name) != task.status:
                     seen[task.name] = task.status
                     ctx.say(f"task {task.name}: {task.status}")
+                transitions = history.setdefault(task.name, [])
+                if not transitions or transitions[-1][0] != task.status:
+                    transitions.append([task.status, now, looked[0]])
+                    changed = True
+            looked[0] = now
+            if changed:
+                ctx.remember(deployment_tasks=history)
             failure = await watch.inspect(deployment)
             if failure is not None:
                 raise watch.fail(failure)
@@ -195,6 +208,12 @@ class PreflightSwitchover(Step):
             "expected detached window": ctx.run.meta.get("detached_estimate") or "none",
         }
         ctx.remember(facts=facts, switchover_timeout=ctx.params.get("timeout"))
+        if ctx.run.kind == "switchover":  # the approval request shows the latest rehearsal of green's version
+            version = green.engine_version if green.engine_version != database.engine_version else None
+            found = rehearsal_history.latest(
+                ctx.store, environment=ctx.run.environment, database=ctx.run.database, version=version
+            )
+            ctx.remember(rehearsed=found)
         fingerprint = switchover_fingerprint(
             deployment,
             green.engine_version,
@@ -321,6 +340,12 @@ class DeleteDeployment(Step):
             ctx.say("deletion already under way")
             return None
         delete_target = bool(ctx.params.get("delete_target")) and not deployment.switched_over
+        if delete_target:  # the IAM policy lets AWS delete green on the bot's behalf only once green is marked
+            for arn in await ctx.gateway.unmarked_green(deployment):
+                await ctx.mutate(
+                    lambda a=arn: ctx.gateway.mark_green(a),
+                    what=f"tag {identifier_from_arn(arn)} {GREEN_TAG}=true before deleting it with the deployment",
+                )
         await ctx.mutate(
             lambda: ctx.gateway.delete_deployment(deployment.identifier, delete_target=delete_target),
             what=f"delete blue/green deployment {deployment.identifier}" + (" and green" if delete_target else ""),
