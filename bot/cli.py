@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from bot.cli_sweep import CLEANUP_DATABASE, CLEANUP_USAGE, cleanup_usage, sweep_command, with_sweep_options
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import ApprovalRefused, BadRequest, BlueGreenError
 from bot.gates.model import GatesFailed, gate_rows
@@ -53,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--env", dest="environment", help="environment from BLUEGREEN_CONFIG (default: the first)")
+        p.add_argument(
+            "--env", "--environment", dest="environment", metavar="E",
+            help="environment from BLUEGREEN_CONFIG (default: the first)",
+        )  # fmt: skip
         p.add_argument("--db", dest="db_path", help="SQLite file (default: $BLUEGREEN_DB or ./bluegreen.db)")
         return p
 
@@ -80,13 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
         "create": "create a blue/green deployment (native, or the runbook's workaround around the proxy)",
         "upgrade": "upgrade green's engine version",
         "switchover": "switch over after a second person approves; detach/re-attach proxies where needed",
-        "cleanup": "after a switchover: delete the deployment (and, approved, the old blue)",
+        "cleanup": "after a switchover: delete the deployment (and, approved, the old blue); or, with --rehearsals and"
+        " no database, delete what rehearsals left behind",
         "rollback": "before a switchover: delete the deployment and green, keep every proxy on blue",
-        "rehearse": "the whole cycle on a disposable clone behind its own proxy, then delete it (rehearsals = true)",
+        "rehearse": "the whole cycle on a disposable clone behind its own proxy, then delete it (rehearsals = true);"
+        " shows the cost estimate and asks first (--yes)",
     }
     for name in ("plan", *RUN_COMMANDS):
-        p = with_common(sub.add_parser(name, help=helps[name]))
-        p.add_argument("database")
+        p = with_common(sub.add_parser(name, help=helps[name], **(CLEANUP_USAGE if name == "cleanup" else {})))
+        p.add_argument("database", **(CLEANUP_DATABASE if name == "cleanup" else {}))
         if name in {"plan", "create", "upgrade", "switchover", "rehearse"}:
             p.add_argument("--engine-version", required=name == "upgrade")
         if name in {"plan", "create", "rehearse"}:
@@ -97,10 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--timeout", type=int, dest="switchover_timeout", help="SwitchoverTimeout, 30-3600 s")
         if name in {"plan", "cleanup"}:
             p.add_argument("--delete-old", action="store_true", help="also delete the old blue (own approval)")
+        if name == "cleanup":
+            with_sweep_options(p)
         if name in {"plan", "switchover"}:
             p.add_argument(
                 "--fix-drift", action="store_true",
                 help="after the switchover: old blue's deletion protection and tags on the new primary (approved)",
+            )  # fmt: skip
+        if name == "rehearse":
+            p.add_argument(
+                "--yes", action="store_true",
+                help="start without asking to confirm the cost estimate (needed where there is no terminal to ask on)",
             )  # fmt: skip
         if name == "plan":
             p.add_argument("--kind", choices=RUN_COMMANDS, default="create", help="which workflow to plan")
@@ -170,8 +183,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     engine = Engine(store=store, settings=settings, sinks=[ConsoleSink()])
     # A process driving runs stops cleanly on SIGTERM (a deploy, `kill`): see bot/workflow/draining.py.
     sigterm = SigtermHandler(engine, settings.shutdown_grace, hint=CLI_HINT)
-    if args.command in (*RUN_COMMANDS, "resume"):
-        sigterm.install()
+    if args.command in (*RUN_COMMANDS, "resume") and not getattr(args, "rehearsals", False):
+        sigterm.install()  # not for the sweep: it drives no run, and stopping it half-way is safe (run it again)
     try:
         return await _dispatch(args, settings, engine)
     finally:
@@ -243,9 +256,18 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, engine: Engine
             print("  prerequisites:")
             for row in gate_rows(plan.gates):
                 print(f"    {row}")
+        for line in plan.rehearsal:
+            print(f"  rehearsal: {line}")
         return EXIT_OK
+    if command == "cleanup" and cleanup_usage(args):
+        return await sweep_command(args, settings, engine)
     if command in RUN_COMMANDS:
-        run = await engine.start(_request(args, command, settings))
+        request = _request(args, command, settings)
+        if command == "rehearse":
+            declined = await _confirm_rehearsal(engine, request, assume_yes=args.yes)
+            if declined is not None:
+                return declined
+        run = await engine.start(request)
         print(f"run {run.id} started by {run.requester}")
         final = await engine.wait(run.id)
         if final.is_active:
@@ -293,6 +315,32 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, engine: Engine
             return await _stopped(engine, settings)
         return EXIT_OK if all(r.status == "succeeded" for r in results) else EXIT_FAILED
     raise BlueGreenError(f"unknown command {command}")
+
+
+async def _confirm_rehearsal(engine: Engine, request: RunRequest, *, assume_yes: bool) -> int | None:
+    """Prints the rehearsal's cost estimate and asks to start it; None to go on, else the exit code (nothing changed).
+    BadRequest (exit 2) where rehearsals are off, as for the run itself."""
+    estimate = await engine.rehearsal_estimate(request)
+    for line in estimate.lines():
+        print(line)
+    if assume_yes:
+        return None
+    if not sys.stdin.isatty():
+        print(
+            "refused: a rehearsal starts only once its cost estimate (above) is confirmed, and there is no terminal to"
+            " ask on; nothing was started. Pass --yes to confirm it: "
+            f"`python -m bot rehearse {request.database} ... --yes`",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_REQUEST
+    try:
+        answer = await asyncio.to_thread(input, "Start? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in {"y", "yes"}:
+        return None
+    print("not started: nothing was created or changed")
+    return EXIT_FAILED
 
 
 def _show(engine: Engine, run_id: str, *, as_json: bool) -> int:

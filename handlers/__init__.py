@@ -9,7 +9,7 @@ from bot.workflow.engine import Engine
 from handlers.after_ack import AfterAck
 from handlers.approvers import ApproverResolver
 from handlers.channel_access import ChannelAccess
-from handlers.listeners import app_home, approval_buttons, commands, modals, usergroups
+from handlers.listeners import app_home, approval_buttons, commands, modals, rehearsal_buttons, usergroups
 
 
 def register(
@@ -20,5 +20,6 @@ def register(
     commands.register(app, engine, settings, approvers, after_ack, channel_access=channel_access)
     modals.register(app, engine, settings, approvers, after_ack, channel_access=channel_access)
     approval_buttons.register(app, engine, after_ack)
+    rehearsal_buttons.register(app, engine, settings, approvers, after_ack, channel_access=channel_access)
     app_home.register(app, engine, after_ack)
     usergroups.register(app, approvers)

@@ -17,6 +17,7 @@ class ApprovalBlockIds(StrEnum):
     summary = "approval-summary"
     facts = "approval-facts"
     gates = "approval-gates"
+    rehearsal = "approval-rehearsal"
     decision = "approval-decision"
 
 
@@ -51,3 +52,14 @@ class HomeActions(StrEnum):
 class HomeBlockIds(StrEnum):
     active = "home-active-runs"
     recent = "home-recent-runs"
+
+
+class RehearsalActions(StrEnum):
+    start = "rehearsal-start"
+    cancel = "rehearsal-cancel"
+
+
+class RehearsalBlockIds(StrEnum):
+    estimate = "rehearsal-estimate"
+    buttons = "rehearsal-buttons"
+    note = "rehearsal-note"

@@ -11,7 +11,7 @@ from bot.errors import BadRequest
 from bot.planning.requests import MODES, RUN_KINDS, Mode, RunKind, RunRequest, check_identifier, check_run_id
 
 Subcommand = Literal[
-    "help", "status", "plan", "create", "upgrade", "switchover", "cleanup", "rollback", "runs", "cancel"
+    "help", "status", "plan", "create", "upgrade", "switchover", "cleanup", "rollback", "rehearse", "runs", "cancel"
 ]
 FlagName = Literal["engine_version", "parameter_group", "mode", "timeout", "delete_old", "abandon_proxy", "fix_drift"]
 
@@ -36,6 +36,8 @@ SYNTAX: dict[Subcommand, Syntax] = {
                          frozenset({"timeout", "fix_drift"})),
     "cleanup": Syntax("cleanup <db> [--delete-old]", "database", frozenset({"delete_old"})),
     "rollback": Syntax("rollback <db>", "database"),
+    "rehearse": Syntax("rehearse <db> [--engine-version V] [--parameter-group G] [--mode auto|native|workaround]",
+                       "database", _PLAN_FLAGS),
     "runs": Syntax("runs", None),
     "cancel": Syntax("cancel <run-id> [--abandon-proxy]", "run_id", frozenset({"abandon_proxy"})),
 }  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ TERMINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "cancelled", "rejected
 ACTIVE_RUN_STATUSES = frozenset({"pending", "running", "waiting_approval", "waiting_window", "compensating"})
 RUN_STATUSES = ACTIVE_RUN_STATUSES | TERMINAL_RUN_STATUSES
 
+PARAM_KEY = re.compile(r"[a-z][a-z_]*")  # a run parameter's name, as `latest_finished` puts it in a JSON path
 # For `status NOT IN (...)`; the values are our own constants, never user input.
 TERMINAL_STATUSES_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))
 
@@ -143,6 +145,31 @@ class Runs:
         with self._tx.reading() as db:
             rows = fetch_all(db, sql, tuple(params))
         return [RunRecord.from_row(row) for row in rows]
+
+    def latest_finished(
+        self,
+        *,
+        kind: str,
+        database: str,
+        environment: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> RunRecord | None:
+        """The run of `kind` on `database` (in `environment`, if given) that finished last, or None. With `params`,
+        only a run whose params hold each of those values (None: the param was not given)."""
+        where = ["kind = ?", "database = ?", "finished_at IS NOT NULL"]
+        values: list[Any] = [kind, database]
+        if environment is not None:
+            where.append("environment = ?")
+            values.append(environment)
+        for key, value in (params or {}).items():
+            if not PARAM_KEY.fullmatch(key):
+                raise ValueError(f"not a run parameter name: {key!r}")
+            where.append(f"json_extract(params, '$.{key}') IS ?")
+            values.append(value)
+        sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY finished_at DESC, rowid DESC LIMIT 1"
+        with self._tx.reading() as db:
+            row = fetch_one(db, sql, tuple(values))
+        return None if row is None else RunRecord.from_row(row)
 
     def unfinished(self) -> list[RunRecord]:
         """Every non-terminal run, oldest first: the runner resumes these after a restart."""

@@ -7,7 +7,6 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,35 +22,12 @@ from sandbox.waiting import async_wait_until
 from tests.bot_fixtures import REPO
 from tests.engine_fixtures import engine_env, request, sandbox_gateways
 from tests.matrix_fixtures import bot_env
-
-MUTATIONS = ("Create", "Delete", "Modify", "Restore", "Register", "Deregister", "Switchover", "Add", "Remove")
+from tests.rehearsal_fixtures import changed, mutations, rehearsal_settings
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(engine_env(tmp_path / "bluegreen.db", BLUEGREEN_REHEARSALS="true"))
-
-
-def mutations(sandbox: Any) -> list[dict[str, Any]]:
-    return [
-        e
-        for e in sandbox.control.timeline()
-        if e["kind"] == "call" and e["action"].startswith(MUTATIONS) and e.get("code") is None
-    ]
-
-
-def changed(call: dict[str, Any]) -> set[str]:
-    """What a recorded call changes: its identifier and name parameters (a deployment's source by its ARN), not the
-    source a restore reads nor a proxy's target group."""
-    params = call.get("params") or {}
-    names: set[str] = set()
-    for key, value in params.items():
-        values = value if isinstance(value, list) else [value]
-        if key == "Source":
-            names |= {str(v).rsplit(":", 1)[-1] for v in values}
-        elif key.endswith(("Identifier", "Identifiers", "Name")) and key not in ("TargetGroupName",):
-            names |= {str(v) for v in values if not key.startswith("Source")}
-    return names
+    return rehearsal_settings(tmp_path)
 
 
 def test_rehearse_is_a_cli_run_command_with_the_create_options():
@@ -212,7 +188,7 @@ async def test_rehearse_ledger_aurora_restores_the_cluster_and_its_members_and_d
 
 
 async def test_python_m_bot_rehearse_runs_to_the_end_and_is_refused_where_rehearsals_are_off(sandbox, rds, tmp_path):
-    command = [sys.executable, "-m", "bot", "rehearse", "orders-pg", "--engine-version", "16.4"]
+    command = [sys.executable, "-m", "bot", "rehearse", "orders-pg", "--engine-version", "16.4", "--yes"]
 
     def run(**extra: str) -> subprocess.CompletedProcess[str]:
         env = bot_env(sandbox, str(tmp_path / "bluegreen.db"), **extra)

@@ -67,6 +67,9 @@ def plan_rehearsal(request: RunRequest, observed: Observed) -> Plan:
                 commands=tuple(f"aws rds create-db-proxy --db-proxy-name {clone} (settings of {p})" for p in proxies),
             )
         )
+    steps.append(
+        StepSpec("rehearsal_prerequisites", "Check create's prerequisites on the clone, as production's create does")
+    )
     if strategy == "workaround":
         clone_registrations = [Registration(clone)] if observed.registrations else []
         steps += workaround_create_steps(clone_registrations, clone, database.kind)
@@ -81,6 +84,9 @@ def plan_rehearsal(request: RunRequest, observed: Observed) -> Plan:
             StepSpec("wait_deployment_available", "Wait for the deployment to be AVAILABLE"),
         ]
     steps += [
+        StepSpec(
+            "rehearsal_readiness", "Check readiness on the clone's deployment, as production does before a switchover"
+        ),
         StepSpec("rehearse_switchover", "Switch the clone over (no approval: production does not change)"),
         *teardown_steps(database.identifier),
     ]

@@ -68,6 +68,8 @@ class ConsoleSink:
                 )
                 for row in gate_rows(GateResult.from_dict(gate) for gate in event.gates):
                     self._print(f"{prefix}   readiness: {row}")
+                for line in event.rehearsal:
+                    self._print(f"{prefix}   rehearsal: {line}")
             case DetachedAlert(number=number, proxies=proxies):
                 for proxy in proxies:
                     self._print(

@@ -45,6 +45,7 @@ CLI_HINT = "`python -m bot resume` (or the bot, if one is running) carries it on
 RESTORING_STEPS = frozenset({"reattach", "verify_native_targets", "ensure_registered"})
 # Steps whose deregistration may be in flight while they run.
 DETACHING_STEPS = frozenset({"detach"})
+TEARDOWN_STEP = "teardown_rehearsal"
 REPORTS_BOUND = 5.0  # seconds a stopping run waits for its last step reports, so they precede the notice
 
 
@@ -119,16 +120,27 @@ def _only_ending_left(store: Store, run_id: str) -> bool:
 def in_critical_section(store: Store, run_id: str) -> bool:
     """Whether stopping the run now could leave a proxy without its target: a window is open, or a detach step is
     under way (its deregistration may be in flight)."""
-    if WindowLedger(store, run_id).open_windows():
+    if _windows_to_close(store, run_id):
         return True
     return any(s.status == "running" and s.name in DETACHING_STEPS for s in store.steps.list(run_id))
+
+
+def _windows_to_close(store: Store, run_id: str) -> dict[str, dict]:
+    """The run's open windows that a restart must not leave open. A rehearsal that has reached its teardown has none:
+    the proxy without a target is the rehearsal's own, and the teardown deletes it."""
+    run = store.runs.get(run_id)
+    if run is not None and run.kind == "rehearse":
+        current = next((s for s in store.steps.list(run_id) if s.status in ("waiting", "running")), None)
+        if current is not None and current.name == TEARDOWN_STEP:
+            return {}
+    return WindowLedger(store, run_id).open_windows()
 
 
 async def stop_here(runner: Runner, run_id: str, step: StepRecord, gateway: AwsGateway, env: Environment) -> bool:
     """Asked by the runner before each step once a shutdown is requested. False: run `step` first (it gives a proxy
     its target back, or awaits a switchover AWS has started). True: stop driving the run here, its state recorded
     for the next process (after registering the database again where the mutation it was detached for is unsent)."""
-    open_windows = WindowLedger(runner.store, run_id).open_windows()
+    open_windows = _windows_to_close(runner.store, run_id)
     if not open_windows:
         await runner.reports_posted(REPORTS_BOUND)
         tell(runner, run_id, stopped_text(runner, run_id))

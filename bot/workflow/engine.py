@@ -16,8 +16,9 @@ from bot.errors import BadRequest
 from bot.gates.evaluate import check_prerequisites
 from bot.planning.plan import Observed, Plan, build_plan
 from bot.planning.rehearsal import clone_name, plan_rehearsal
+from bot.planning.rehearsal_cost import RehearsalEstimate, cost_estimate
 from bot.planning.requests import RunRequest, check_run_id
-from bot.workflow import draining
+from bot.workflow import draining, rehearsal_history
 from bot.workflow.approvals import ApprovalDesk, ApproverCheck, ids_only
 from bot.workflow.events import EventBus, RunSnapshot, Sink
 from bot.workflow.gateway_pool import GatewayPool
@@ -157,13 +158,29 @@ class Engine:
         )
 
     async def plan(self, request: RunRequest) -> Plan:
-        """The plan `start` would run now, without starting anything. BadRequest if the database is missing or its
-        state does not allow the request (see `bot.planning.plan`)."""
+        """The plan `start` would run now, without starting anything, with the latest rehearsal of the database and
+        version (`plan.rehearsal`). BadRequest if the database is missing or its state does not allow the request
+        (see `bot.planning.plan`)."""
         env = self._env(request.environment)
         request = with_environment_defaults(request, env)
         observed = await self.observe(request)
         plan = _build(request, observed, env)
-        return await check_prerequisites(self._gateway(env), request, observed, plan)
+        plan = await check_prerequisites(self._gateway(env), request, observed, plan)
+        return replace(plan, rehearsal=rehearsal_history.for_plan(self.store, env, request, observed))
+
+    async def rehearsal_estimate(self, request: RunRequest) -> RehearsalEstimate:
+        """What a rehearsal would create and how long it would run, for the requester to confirm; nothing starts.
+        BadRequest where the environment does not allow rehearsals, for an unknown database, or a plan it refuses."""
+        if request.kind != "rehearse":
+            raise BadRequest(f"`{request.kind}` has no rehearsal estimate.", fix="Ask for `rehearse <db>`.")
+        env = self._env(request.environment)
+        request = with_environment_defaults(request, env)
+        observed = await self.observe(request)
+        plan = _build(request, observed, env)
+        size = await self._gateway(env).database_size(observed.database)
+        if size is None:
+            raise BadRequest(f"{request.database} disappeared while it was being sized.", fix="Check `status <db>`.")
+        return cost_estimate(request, observed, plan, size)
 
     async def databases(self, environment: str | None = None) -> list[Database]:
         """Every Aurora cluster and standalone DB instance in the environment's account and region."""
@@ -187,10 +204,11 @@ class Engine:
 
     # ----- starting and driving runs --------------------------------------------------------------------------
 
-    async def start(self, request: RunRequest) -> RunRecord:
+    async def start(self, request: RunRequest, *, confirmation: str | None = None) -> RunRecord:
         """Plan, record (run, steps, locks, audit) in one transaction, and drive the run in the background; returns
         the run as recorded. BadRequest if the plan is refused, another active run holds the database or a proxy, or
-        the process is shutting down."""
+        the process is shutting down. A `confirmation` (a confirmed estimate's token) starts at most one run: once a
+        run was recorded with it, BadRequest naming that run."""
         self._refuse_while_shutting_down()
         env = self._env(request.environment)
         request = with_environment_defaults(request, env)
@@ -209,6 +227,8 @@ class Engine:
         params = {k: v for k, v in request.params().items() if v is not None}
         try:
             with self.store.atomic():
+                if confirmation is not None:
+                    self._refuse_confirmed_twice(observed.database.identifier, confirmation)
                 run = self.store.runs.create(
                     kind=request.kind,
                     database=observed.database.identifier,
@@ -225,6 +245,7 @@ class Engine:
                         "plan_reason": plan.reason,
                         "detached_estimate": plan.detached_estimate,
                         "prerequisites": [g.to_dict() for g in plan.gates],
+                        **({"confirmation": confirmation} if confirmation is not None else {}),
                     },
                 )
                 if rehearsal:
@@ -247,6 +268,21 @@ class Engine:
         fresh = self.store.runs.get(run.id)
         assert fresh is not None
         return fresh
+
+    def confirmed_run(self, database: str, confirmation: str) -> RunRecord | None:
+        """The run recorded with this confirmation token, if any (reads storage only)."""
+        for run in self.store.runs.list(database=database, limit=50):
+            if run.meta.get("confirmation") == confirmation:
+                return run
+        return None
+
+    def _refuse_confirmed_twice(self, database: str, confirmation: str) -> None:
+        earlier = self.confirmed_run(database, confirmation)
+        if earlier is not None:
+            raise BadRequest(
+                f"this confirmation already started run {earlier.id} ({earlier.kind} of {earlier.database}).",
+                fix=f"Follow it in its thread; `cancel {earlier.id}` stops it.",
+            )
 
     def _recorded_registrations(self, database: str) -> list[Registration]:
         for run in self.store.runs.list(database=database, limit=50):

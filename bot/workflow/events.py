@@ -82,6 +82,7 @@ class ApprovalRequested:
     action: str  # what will happen, one sentence
     facts: dict[str, str]  # what the plan was checked against
     gates: list[dict[str, Any]] = field(default_factory=list)  # readiness, as `GateResult.to_dict` (switchover)
+    rehearsal: list[str] = field(default_factory=list)  # the latest rehearsal of the database and version (switchover)
 
 
 @dataclass(frozen=True, slots=True)

@@ -335,13 +335,17 @@ class Runner:
                 ended = "cancelled" if cancelled or abandoned else "failed"
                 self.store.steps.finish(run_id, step.idx, ended, detail=message)
             self._skip_rest(run_id, step.idx, status)
-            open_windows = WindowLedger(self.store, run_id).open_windows()
+            # A rehearsal's proxies are its own and its teardown deletes them: it has no target to give back.
+            open_windows = WindowLedger(self.store, run_id).open_windows() if run.kind != "rehearse" else {}
             if already_compensating:
                 # The run ends as it would have, with its original error, once no proxy is left without a target
                 # (or an operator abandoned them). Compensation never gives up by itself: start it again.
                 ending = dict(run.meta.get("ending") or {"status": "failed", "error": None})
                 if abandoned:
                     ending["error"] = "; ".join(part for part in (ending.get("error"), message) if part)
+                    self.store.runs.merge_meta(run_id, {"ending": ending})
+                elif run.kind == "rehearse":  # its teardown failed too: the run ends with both reasons
+                    ending["error"] = "; ".join(p for p in (ending.get("error"), f"then the teardown: {message}") if p)
                     self.store.runs.merge_meta(run_id, {"ending": ending})
                 elif open_windows:
                     add_steps(self.store, run_id, compensation_steps(run.database, list(open_windows), kind))

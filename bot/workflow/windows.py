@@ -6,7 +6,8 @@ the bot still saw the old state. The rest (detection lag and the bot's own think
 overhead, so the figure is an upper bound on what the bot added.
 
 Open windows live in run.meta["detached"] (the rollback record compensation works from); measured windows in
-run.summary["windows"]. Both are persisted at once, so a crash cannot lose a detached proxy.
+run.summary["windows"] (per proxy: the run's total, and `each` window alone). Both are persisted at once, so a
+crash cannot lose a detached proxy.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ class WindowLedger:
             earlier = windows.get(registration.label, {})
             if "seconds" in earlier:
                 # Detached again (a shutdown gave the target back in between): report every window, not the last.
-                window.update(earlier_seconds=earlier["seconds"], aws_seconds=earlier.get("aws_seconds", 0.0))
+                window.update(
+                    earlier_seconds=earlier["seconds"],
+                    aws_seconds=earlier.get("aws_seconds", 0.0),
+                    earlier_aws_seconds=earlier.get("aws_seconds", 0.0),
+                    each=earlier.get("each", []),
+                )
             windows[registration.label] = window
             self._store.runs.update(self._run_id, summary={**run.summary, "windows": windows})
 
@@ -108,7 +114,11 @@ class WindowLedger:
             windows = dict(run.summary.get("windows", {}))
             window = dict(windows.get(registration.label, {"detached_at": opened["at"], "aws_seconds": 0.0}))
             seconds = at - opened["at"] + window.get("earlier_seconds", 0.0)
-            window.update(seconds=round(seconds, 3), **fields(seconds, window))
+            # This window alone, beside the run's total: a rehearsal reports its create and switchover windows apart.
+            own, own_aws = at - opened["at"], window.get("aws_seconds", 0.0) - window.get("earlier_aws_seconds", 0.0)
+            alone = {"detached_at": opened["at"], "seconds": round(own, 3), "aws_seconds": round(own_aws, 3),
+                     "overhead_seconds": round(max(0.0, own - own_aws), 3)}  # fmt: skip
+            window.update(seconds=round(seconds, 3), each=[*window.get("each", []), alone], **fields(seconds, window))
             windows[registration.label] = window
             extra = meta(opened, run.meta) if meta else {}
             self._store.runs.merge_meta(self._run_id, {"detached": detached, **extra})

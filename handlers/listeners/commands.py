@@ -27,6 +27,7 @@ from handlers.ids import SLASH_COMMAND
 from handlers.listeners.modals import open_create_modal
 from handlers.messages import replies
 from handlers.messages.formatting import Message
+from handlers.messages.rehearsals import RehearsalButtonValue, rehearsal_confirmation
 from handlers.messages.runs import proxies_abandoned, run_accepted, run_cancelling, runs_message
 from handlers.messages.status import plan_message, status_message
 
@@ -113,6 +114,12 @@ async def _dispatch(
             await reply(proxies_abandoned(await engine.cancel(command.run_id, request.user, abandon_proxy=True)))
         else:
             await reply(run_cancelling(await engine.cancel(command.run_id, request.user)))
+    elif command.name == "rehearse":
+        # Nothing starts here: the requester confirms the cost estimate first (handlers/listeners/rehearsal_buttons.py).
+        await channel_access.require_member(request.channel)
+        run_request = command.to_request(requester=request.user, environment=environment.name, channel=request.channel)
+        estimate = await engine.rehearsal_estimate(run_request)
+        await reply(rehearsal_confirmation(estimate, RehearsalButtonValue.issue(run_request)))
     elif command.starts_run:
         # Before any AWS change: a run nobody can follow, whose approval request nobody could see, must not start.
         await channel_access.require_member(request.channel)

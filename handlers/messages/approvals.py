@@ -18,6 +18,7 @@ from bot.aws.models import Registration
 from handlers.ids import ApprovalActions, ApprovalBlockIds
 from handlers.messages.formatting import Message, clock, context, escape, mention, section
 from handlers.messages.gates import gates_section
+from handlers.messages.status import rehearsal_section
 
 if TYPE_CHECKING:
     from storage import RunRecord
@@ -155,10 +156,11 @@ def approval_request(
     confirm: ConfirmObject,
     links: str | None = None,
     gates: Sequence[Mapping[str, Any]] = (),
+    rehearsal: Sequence[str] = (),
 ) -> Message:
     """The approval request: who may approve, what will happen, what it was checked against (the readiness `gates`
-    as a table), two buttons. Approve opens `confirm` first (`approve_confirmation`); `links` is a line of AWS
-    console links (`console_links`)."""
+    as a table, the latest `rehearsal` of the database and version), two buttons. Approve opens `confirm` first
+    (`approve_confirmation`); `links` is a line of AWS console links (`console_links`)."""
     what = "switchover" if kind == "switchover" else "deletion of the old databases"
     who = ", ".join(mention(item) for item in approvers) or "any approver"
     value = ApprovalButtonValue(request_id=request_id, run_id=run_id, fingerprint=fingerprint).encode()
@@ -176,6 +178,8 @@ def approval_request(
                               block_id=ApprovalBlockIds.gates)  # fmt: skip
     if readiness:
         blocks.append(readiness)
+    if rehearsal:
+        blocks.append(rehearsal_section(rehearsal, block_id=ApprovalBlockIds.rehearsal))
     if links:
         blocks.append(context(links))
     blocks += [

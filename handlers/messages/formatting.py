@@ -48,6 +48,7 @@ KIND_TITLES = {
     "switchover": "Switchover",
     "cleanup": "Clean up",
     "rollback": "Roll back",
+    "rehearse": "Rehearsal",
 }
 
 

@@ -34,6 +34,8 @@ def help_message() -> Message:
         " old blue's deletion protection and tags",
         "cleanup": "delete the finished deployment; `--delete-old` also deletes the old databases (approval)",
         "rollback": "undo a deployment that has not switched over",
+        "rehearse": "the whole cycle on a disposable clone behind its own proxy, then delete it (shows the cost"
+        " estimate first; environments with `rehearsals = true`)",
         "runs": "active and recent runs",
         "cancel": "stop a run safely; `--abandon-proxy` stops a compensating run retrying a proxy you fixed by hand",
     }

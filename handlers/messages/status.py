@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import Block, SectionBlock
 
 from handlers.messages.formatting import (
     KIND_TITLES,
@@ -75,6 +76,13 @@ def status_message(status: DatabaseStatus) -> Message:
     return Message(text=text, blocks=cap_blocks(blocks))
 
 
+def rehearsal_section(lines: Sequence[str], *, block_id: str | None = None) -> SectionBlock:
+    """The latest rehearsal of the database and version (`bot.workflow.rehearsal_history`), for `plan` and the
+    approval request."""
+    body = "\n".join(escape(line) for line in lines)
+    return section(f":test_tube: *Rehearsal:* {body}", block_id=block_id)
+
+
 def plan_message(plan: Plan) -> Message:
     strategy = f" · strategy *{plan.strategy}*" if plan.strategy else ""
     blocks: list[Block] = [
@@ -90,6 +98,8 @@ def plan_message(plan: Plan) -> Message:
     prerequisites = gates_section("Prerequisites:", plan.gates)
     if prerequisites:
         blocks.append(prerequisites)
+    if plan.rehearsal:
+        blocks.append(rehearsal_section(plan.rehearsal))
     budget = MAX_MESSAGE_BLOCKS - len(blocks) - 1
     for number, step in enumerate(plan.steps[:budget], start=1):
         warning = " :warning: _takes a proxy target away_" if step.disruptive else ""

@@ -349,6 +349,7 @@ class RunWorker:
             action=event.action,
             facts=event.facts,
             gates=event.gates,
+            rehearsal=event.rehearsal,
             confirm=approve_confirmation(event.kind, event.snapshot.run),
             links=self._sink._console_links(event.snapshot.run),
         )

@@ -30,6 +30,7 @@ from bot.workflow.steps.rehearsal import (
     TeardownRehearsal,
     WaitCloneAvailable,
 )
+from bot.workflow.steps.rehearsal_gates import RehearsalPrerequisites, RehearsalReadiness
 
 STEPS: tuple[type[Step], ...] = (
     # gates
@@ -61,6 +62,8 @@ STEPS: tuple[type[Step], ...] = (
     RestoreClone,
     WaitCloneAvailable,
     CreateCloneProxies,
+    RehearsalPrerequisites,
+    RehearsalReadiness,
     RehearseSwitchover,
     TeardownRehearsal,
 )

@@ -9,10 +9,11 @@ from typing import Any
 
 from bot.gates.drift import FIX_DRIFT_ACTION
 from bot.planning.fingerprint import plan_fingerprint
+from bot.workflow import rehearsal_history
 from bot.workflow.events import ApprovalDecided, ApprovalRequested
 from bot.workflow.steps.base import Replan, RunEnded, Step, StepContext, StepFailed
 from bot.workflow.watch import DeploymentWatch, void_approval, voided_reason
-from storage import ApprovalRequest
+from storage import ApprovalRequest, RunRecord
 
 GATE_POLL_SECONDS = 0.25
 # Approval meta key set by `Engine.withdraw_approval`: why nobody could see the request (decided "rejected" by the bot).
@@ -33,6 +34,14 @@ def approval_action(kind: str, params: Mapping[str, Any]) -> str:
     if kind == "switchover" and params.get("fix_drift"):
         action += f"; {FIX_DRIFT_ACTION}"
     return action
+
+
+def rehearsal_lines(ctx: StepContext, run: RunRecord) -> list[str]:
+    """The latest rehearsal of green's version, as the preflight found it, aged as of now."""
+    found = run.meta.get("rehearsed")
+    if not found:
+        return []
+    return rehearsal_history.lines(found, database=run.database, now=ctx.clock(), allowed=ctx.env.rehearsals)
 
 
 def gate_fingerprint(ctx: StepContext, kind: str) -> str:
@@ -107,6 +116,7 @@ class ApprovalGate(Step):
                 action=approval_action(kind, run.params),
                 facts=facts,
                 gates=list(run.meta.get("readiness") or []) if kind == "switchover" else [],
+                rehearsal=rehearsal_lines(ctx, run) if kind == "switchover" else [],
             )
         )
         # While it waits, the deployment it would switch over is watched: a failure voids the request.

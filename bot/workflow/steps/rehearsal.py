@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from bot.aws.environment_tags import ENVIRONMENT_TAG
 from bot.aws.models import Database, Registration
-from bot.aws.rehearsal_clones import InstanceShape
+from bot.aws.rehearsal_clones import REHEARSAL_TAG, InstanceShape
+from bot.errors import AwsError, BlueGreenError
 from bot.planning.plan import StepSpec
 from bot.planning.rehearsal import clone_name
 from bot.planning.strategy import switchover_strategy
-from bot.workflow import polling
+from bot.workflow import polling, rehearsal_report
+from bot.workflow.rehearsal_sweep import SWEEP_COMMAND
 from bot.workflow.steps.base import Replan, Step, StepContext, StepFailed
 from bot.workflow.steps.proxy_targets import attach
 
@@ -56,25 +59,29 @@ class RestoreClone(Step):
             cluster = await ctx.gateway.cluster_shape(source)
             if cluster is None:
                 raise StepFailed(f"cluster {source} no longer exists", fix="Nothing was created.")
-            await ctx.mutate(
-                lambda: ctx.gateway.restore_cluster_clone(source, clone, cluster, run_id=ctx.run_id), what=what
-            )
+            # Remembered before the call: a process killed right after it resumes with the clone already there and
+            # still creates its instances.
             ctx.remember(
                 clone_members=[
                     {"instance_class": m.instance_class, "parameter_group": m.parameter_group} for m in cluster.members
                 ],
                 clone_engine=cluster.engine,
+                restore_started=ctx.clock(),
+            )
+            await ctx.mutate(
+                lambda: ctx.gateway.restore_cluster_clone(source, clone, cluster, run_id=ctx.run_id), what=what
             )
             described = f"{len(cluster.members)} instance(s) to come"
         else:
             shape = await ctx.gateway.instance_shape(source)
             if shape is None:
                 raise StepFailed(f"database {source} no longer exists", fix="Nothing was created.")
+            ctx.remember(restore_started=ctx.clock())  # before the call, as above: the restore time survives a kill
             await ctx.mutate(
                 lambda: ctx.gateway.restore_instance_clone(source, clone, shape, run_id=ctx.run_id), what=what
             )
             described = shape.instance_class
-        ctx.remember(clone=clone, restore_started=ctx.clock())
+        ctx.remember(clone=clone)
         ctx.observe(clone=clone)
         ctx.say(f"restoring {source} into {clone} ({described})")
         return None
@@ -146,6 +153,8 @@ class CreateCloneProxies(Step):
     async def run(self, ctx: StepContext) -> Replan | None:
         production = sorted({r["proxy"] for r in ctx.run.meta.get("production_registrations", [])})
         started = ctx.clock()
+        clone = await ctx.database()
+        environment = (await ctx.gateway.environment_tags(clone.arn)).get(ENVIRONMENT_TAG)
         for source, name in zip(production, proxy_names(ctx), strict=True):
             if await ctx.gateway.proxy(owned(ctx, name)) is not None:
                 ctx.say(f"proxy {name} already exists: not created again")
@@ -154,7 +163,9 @@ class CreateCloneProxies(Step):
             if settings is None:
                 raise StepFailed(f"production proxy {source} no longer exists", fix="Run the rehearsal again.")
             await ctx.mutate(
-                lambda n=name, c=settings: ctx.gateway.create_proxy_clone(n, c, run_id=ctx.run_id),
+                lambda n=name, c=settings: ctx.gateway.create_proxy_clone(
+                    n, c, run_id=ctx.run_id, environment=environment
+                ),
                 what=f"create proxy {name} like {source}",
             )
         for name in proxy_names(ctx):
@@ -162,10 +173,14 @@ class CreateCloneProxies(Step):
             async def available(proxy: str = name) -> bool | None:
                 found = await ctx.gateway.proxy(proxy)
                 if found is None or found.status in {"incompatible-network", "insufficient-resource-limits"}:
+                    # DBProxy carries no reason: AWS tells it in the proxy's events (e.g. RDS-EVENT-0243).
+                    said = await ctx.gateway.event_messages("db-proxy", proxy)
+                    reason = f": AWS says {' '.join(said)!r}" if said else ""
                     raise StepFailed(
-                        f"proxy {proxy} ended {found.status if found else 'missing'}",
-                        fix="Check the production proxy's subnets and the account's proxy quota; the teardown"
-                        " deletes what was created.",
+                        f"proxy {proxy} ended {found.status if found else 'missing'}{reason}",
+                        fix="Check the production proxy's subnets (free IP addresses) and the account's proxy quota"
+                        f" (`aws rds describe-events --source-type db-proxy --source-identifier {proxy}`); the"
+                        " teardown deletes what was created.",
                     )
                 return True if found.status == "available" else None
 
@@ -173,13 +188,29 @@ class CreateCloneProxies(Step):
                 available, policy=polling.SLOW, what=f"proxy {name} available", check_cancel=ctx.check_cancel
             )
         measure(ctx, proxy_seconds=round(ctx.clock() - started, 1))
+        await tag_target_groups(ctx, environment)
         registrations = [Registration(name) for name in proxy_names(ctx)]
         ctx.remember(registrations=[r.to_dict() for r in registrations])
-        clone = await ctx.database()
         for registration in registrations:
             await attach(ctx, registration, clone, timeout=ctx.env.target_timeout)
         ctx.say(f"{clone.identifier} is AVAILABLE behind {', '.join(proxy_names(ctx)) or 'no proxy'}")
         return None
+
+
+async def tag_target_groups(ctx: StepContext, environment: str | None) -> None:
+    """Each rehearsal proxy's target group gets the clone's environment (and the run's) tag, once: the IAM policy
+    authorises RegisterDBProxyTargets against the target group alone, and a new proxy's target group has no tags."""
+    if environment is None:  # the database carries no environment tag: the policy that needs one is not in use
+        return
+    tags = {REHEARSAL_TAG: ctx.run_id, ENVIRONMENT_TAG: environment}
+    for name in proxy_names(ctx):
+        arn = await ctx.gateway.target_group_arn(owned(ctx, name))
+        if arn is None or ENVIRONMENT_TAG in await ctx.gateway.tags(arn):
+            continue
+        await ctx.mutate(
+            lambda n=name, a=arn: ctx.gateway.tag_target_group(n, a, tags),
+            what=f"tag proxy {name}'s target group {ENVIRONMENT_TAG}={environment}",
+        )
 
 
 class RehearseSwitchover(Step):
@@ -216,6 +247,27 @@ class TeardownRehearsal(Step):
 
     async def run(self, ctx: StepContext) -> Replan | None:
         clone = clone_name(ctx.run.database, ctx.run_id)
+        try:
+            clusters, instances = await self._delete_everything(ctx, clone)
+        except (AwsError, StepFailed, polling.WaitTimeout) as exc:
+            # Whatever stopped it, what is left still carries the rehearsal's tag: the sweep finds and deletes it.
+            said = exc.message if isinstance(exc, BlueGreenError) else str(exc)
+            raise StepFailed(
+                f"the teardown did not finish: {said}",
+                fix=f"What is left carries {REHEARSAL_TAG}={ctx.run_id}: `{SWEEP_COMMAND}` deletes it"
+                " (`--dry-run` lists it first).",
+            ) from exc
+        ctx.observe(deleted=sorted(clusters | instances | set(proxy_names(ctx))), leftovers=[])
+        ctx.say(f"deleted {', '.join(sorted(clusters | instances))} and {', '.join(proxy_names(ctx)) or 'no proxy'}")
+        report = rehearsal_report.build(ctx.run, ctx.store.steps.list(ctx.run_id), clone=clone, now=ctx.clock())
+        text = rehearsal_report.text(report)
+        ctx.remember(rehearsal=report, rehearsal_report=text)
+        ctx.notify(text, broadcast=True)
+        return None
+
+    async def _delete_everything(self, ctx: StepContext, clone: str) -> tuple[set[str], set[str]]:
+        """Deployment, proxies, clusters (members first) or instances; StepFailed if anything tagged is left.
+        Returns the clusters and instances deleted."""
         deployment = await ctx.recorded("deployment_id", ctx.gateway.deployment)
         if deployment is not None:
             if deployment.status != "DELETING":
@@ -248,17 +300,8 @@ class TeardownRehearsal(Step):
         )
         left += [name for name in proxy_names(ctx) if await ctx.gateway.proxy(name) is not None]
         if left:
-            raise StepFailed(
-                f"still there after the rehearsal {ctx.run_id}: {', '.join(left)}",
-                fix=f"Delete them by hand, e.g. `aws rds delete-db-instance --db-instance-identifier {left[0]}"
-                " --skip-final-snapshot`.",
-            )
-        ctx.observe(deleted=sorted(clusters | instances | set(proxy_names(ctx))), leftovers=[])
-        ctx.say(f"deleted {', '.join(sorted(clusters | instances))} and {', '.join(proxy_names(ctx)) or 'no proxy'}")
-        report = rehearsal_report(ctx)
-        ctx.remember(rehearsal_report=report)
-        ctx.notify(report, broadcast=True)
-        return None
+            raise StepFailed(f"still there after the rehearsal {ctx.run_id}: {', '.join(left)}")
+        return clusters, instances
 
     async def _delete_clusters(self, ctx: StepContext, clone: str) -> set[str]:
         """Every clone cluster (the clone, `-old1` after a switchover, any tagged): members first, then the cluster
@@ -289,33 +332,3 @@ class TeardownRehearsal(Step):
             return True if await fetch() is None else None
 
         await polling.wait_for(probe, policy=polling.SLOW, what=what)
-
-
-def rehearsal_report(ctx: StepContext) -> str:
-    run = ctx.run
-    measured = run.meta.get("measured", {})
-    steps = ctx.store.steps.list(ctx.run_id)
-    done = {s.name: s for s in steps if s.status == "done" and s.started_at and s.ended_at}
-    measured = dict(measured)
-    if "create_deployment" in done and "wait_deployment_available" in done:
-        green = done["wait_deployment_available"].ended_at - done["create_deployment"].started_at  # type: ignore[operator]
-        measured["green_seconds"] = round(green, 1)
-    if "switchover" in done:
-        measured["switchover_seconds"] = round(done["switchover"].ended_at - done["switchover"].started_at, 1)  # type: ignore[operator]
-    lines = [f"Rehearsal of {run.database} on a disposable clone: what it measured"]
-    labels = {
-        "restore_seconds": "restore to available",
-        "proxy_seconds": "proxy available",
-        "green_seconds": "green AVAILABLE",
-        "switchover_seconds": "switchover",
-    }
-    for key, label in labels.items():
-        if key in measured:
-            lines.append(f"- {label}: {measured[key]} s")
-    for proxy, window in (run.summary or {}).get("windows", {}).items():
-        lines.append(f"- {proxy} without a target: {window.get('seconds')} s")
-    ending = run.meta.get("ending")
-    if ending and ending.get("error"):
-        lines.append(f"- failed: {ending['error']}")
-    lines.append(f"- torn down: nothing tagged bluegreen-bot:rehearsal={run.id} remains ({len(steps)} steps)")
-    return "\n".join(lines)
