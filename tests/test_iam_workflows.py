@@ -355,3 +355,39 @@ async def test_the_role_cannot_delete_modify_stop_or_claim_what_is_not_its_own(s
         "team", "cost-center", ENVIRONMENT_TAG,
     ]  # fmt: skip
     assert {t["RdsResourceId"] for t in targets(rds, "billing-proxy")} == {"billing-mysql"}
+
+
+async def test_cleanup_rehearsals_sweeps_this_environment_s_leftovers_and_is_refused_another_s(
+    iam_engine, sandbox, rds, gateway_pool: GatewayPool
+):
+    from bot.workflow.rehearsal_sweep import sweep_rehearsals
+
+    def leftover(name: str, source: str, environment: str) -> None:
+        tags = [
+            {"Key": "bluegreen-bot:rehearsal", "Value": "r-lost0001"},
+            {"Key": ENVIRONMENT_TAG, "Value": environment},
+        ]
+        rds.restore_db_instance_to_point_in_time(
+            SourceDBInstanceIdentifier=source, TargetDBInstanceIdentifier=name, UseLatestRestorableTime=True, Tags=tags
+        )
+
+    leftover("orders-pg-rh-lost0001", "orders-pg", "production")
+    leftover("billing-mysql-rh-lost0001", "billing-mysql", "billing")  # another environment's: not the bot's to delete
+
+    def clones_available() -> bool:
+        clones = [d for d in rds.describe_db_instances()["DBInstances"] if "-rh-" in d["DBInstanceIdentifier"]]
+        return {d["DBInstanceStatus"] for d in clones} == {"available"}
+
+    await async_wait_until(clones_available, 10, what="the leftovers available")
+    since = len(sandbox.control.timeline())
+    gateway = gateway_pool.get(iam_engine.settings.environments[next(iter(iam_engine.settings.environments))])
+
+    result = await sweep_rehearsals(gateway, iam_engine.store, actor=REQUESTER, timeout=20)
+
+    verdicts = {o.leftover.identifier: o.verdict for o in result.outcomes}
+    assert verdicts == {"orders-pg-rh-lost0001": "deleted", "billing-mysql-rh-lost0001": "failed"}, result.outcomes
+    assert [(d["action"], d["resource"].rsplit(":", 1)[-1]) for d in refusals(sandbox, since)] == [
+        ("rds:DeleteDBInstance", "billing-mysql-rh-lost0001")
+    ]
+    names = {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}
+    assert "orders-pg-rh-lost0001" not in names and "billing-mysql-rh-lost0001" in names
