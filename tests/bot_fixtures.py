@@ -6,15 +6,14 @@
   points the stand-in at it. `FakeEngine` stands in for the engine where AWS does not matter (parsing, guards,
   signatures, rendering); `sandbox_engine(endpoint)` is the real Engine against the sandbox AWS.
 - `bot` (import `bot_fixture`, next to `slack_fixture`): the app on a FakeEngine, with `make_settings`'s defaults.
-- `serve_processes(tmp_path)`: `python -m bot serve` processes, started at once and released on cue.
+- `serve_processes(zygote, tmp_path)`: `python -m bot serve` processes, forked from the warm zygote on cue.
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +42,9 @@ from handlers.app import build_app, build_web_app
 from handlers.approvers import ApproverResolver
 from handlers.thread.sink import SlackThreadSink
 from sandbox.slack import SlackStandIn
-from sandbox.waiting import WaitTimeout, async_wait_until
+from sandbox.waiting import WaitTimeout, async_wait_until, wait_until
 from storage import ApprovalRequest, RunRecord, Store, open_store
+from tests.process_fixtures import ForkedBot, Zygote
 from tests.slack_fixtures import ALICE, BOB, BOT_TOKEN, DBA_GROUP, OPS, SIGNING_SECRET, SRE_GROUP
 
 # ---------------------------------------------------------------- the app, served in this process
@@ -307,37 +307,26 @@ def aws_mutations(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- `python -m bot serve` as a real process
 
 REPO = Path(__file__).resolve().parent.parent
-# `python -m bot serve`, except that the interpreter and the imports are done before the test releases the process.
-SERVE_LAUNCHER = "import sys\nimport bot.cli\nsys.stdin.readline()\nsys.exit(bot.cli.main(['serve']))"
 
 
 class ServeProcess:
-    """`python -m bot serve` on a free port, started at once and held before `main()` until `release()`."""
+    """`python -m bot serve` on a free port: a process of its own, forked from the warm zygote
+    (tests/process_fixtures.py, the imports done once) on `release()`."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, zygote: Zygote, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self._log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE_LAUNCHER],
-            cwd=REPO,
-            env={**env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
-            stdin=subprocess.PIPE,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        self._bot = ForkedBot(zygote, ["serve"], {**env, "PORT": str(self.port)}, log_path)
 
     async def release(self, *, healthy_within: float = 30) -> None:
-        """Lets the process start serving and waits for `GET /healthz`."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.close()
+        """Starts the process and waits for `GET /healthz`."""
+        self._bot.release()
         async with aiohttp.ClientSession() as session:
 
             async def healthy() -> bool:
-                assert self.proc.poll() is None, f"the bot exited with {self.proc.returncode}:\n{self.output()}"
+                code = self._bot.returncode
+                assert code is None, f"the bot exited with {code}:\n{self.output()}"
                 with contextlib.suppress(aiohttp.ClientError):
                     async with session.get(f"{self.url}/healthz") as response:
                         return response.status == 200
@@ -350,27 +339,28 @@ class ServeProcess:
 
     async def exited(self, timeout: float = 60) -> int:
         try:
-            await async_wait_until(lambda: self.proc.poll() is not None, timeout, what="the bot to exit")
+            return await self._bot.ended(timeout)
         except WaitTimeout as waited:
             raise AssertionError(f"{waited}:\n{self.output()}") from None
-        return self.proc.returncode
+
+    def send_signal(self, signum: int) -> None:
+        self._bot.send_signal(signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
 
     def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
+        return self._bot.output()
 
     def stop(self) -> None:
         """SIGTERM (the bot stops cleanly), SIGKILL if it does not within 10 s."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdin and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        self._log.close()
+        if self._bot.pid is None or self._bot.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.terminate()
+        with contextlib.suppress(WaitTimeout):
+            wait_until(lambda: self._bot.returncode is not None, 10, interval=0.05, what="the bot to stop")
+        self._bot.stop()  # SIGKILL if still running
 
 
 def free_port() -> int:
@@ -380,12 +370,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_processes(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServeProcess]]:
+def serve_processes(zygote: Zygote, tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServeProcess]]:
     """A factory of ServeProcess; every process started here is stopped at the end (and only those)."""
     started: list[ServeProcess] = []
 
     def start(env: dict[str, str]) -> ServeProcess:
-        process = ServeProcess(env, tmp_path / f"serve-{len(started)}.log")
+        process = ServeProcess(zygote, env, tmp_path / f"serve-{len(started)}.log")
         started.append(process)
         return process
 

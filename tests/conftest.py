@@ -1,6 +1,16 @@
 """Shared fixtures: the sandbox AWS (over HTTP), storage, the engine on top of both, the Slack stand-in."""
 
 import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Bytecode caches on, even where PYTHONDONTWRITEBYTECODE is set (as on this project's machines): without them every
+# xdist worker compiles the project and rewrites every test module's asserts again (about 3 s of CPU each), and so
+# does every `python -m bot` process a test starts. `__pycache__/` is ignored by git.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 # Tests never talk to real AWS: dummy credentials, and every client is pointed at the sandbox explicitly.
 os.environ.update(AWS_ACCESS_KEY_ID="sandbox", AWS_SECRET_ACCESS_KEY="sandbox", AWS_DEFAULT_REGION="us-east-1")
@@ -8,3 +18,11 @@ for leaked in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDP
     os.environ.pop(leaked, None)
 
 pytest_plugins = ["tests.sandbox_fixtures", "tests.engine_fixtures", "tests.iam_fixtures"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # An xdist worker's basetemp is <the run's basetemp>/popen-gwN: the parent is the run's own, shared by its workers.
+    if hasattr(config, "workerinput") and config.option.basetemp:
+        from tests.matrix_fixtures import share_plans_in  # here: after pytest_plugins, so those are assert-rewritten
+
+        share_plans_in(Path(config.option.basetemp).parent)

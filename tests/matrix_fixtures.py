@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -94,11 +96,31 @@ def expected_mutations(plan: Plan) -> dict[str, int]:
     return dict(Counter(action for action in actions if action))
 
 
+_shared_plans_dir: Path | None = None  # under xdist: the run's temporary directory, which all its workers share
+
+
+def share_plans_in(directory: Path) -> None:
+    """Plan once per test run: the first xdist worker to need the plans makes them, the others read them from
+    `directory` (called by tests/conftest.py with the run's own temporary directory)."""
+    global _shared_plans_dir
+    _shared_plans_dir = directory
+
+
 @functools.cache  # the crash and SIGTERM matrices share one planning per process
 def matrix_plans() -> dict[tuple[str, str], Plan]:
     """The create and switchover plans of both strategies for orders-pg, planned by the engine itself on a
-    short-lived sandbox (moto allows one sandbox per process; this runs at collection, before the session one)."""
-    return asyncio.run(_matrix_plans())
+    short-lived sandbox (moto allows one sandbox per process; this runs at collection, before the session one).
+    Under xdist, once per run rather than once per worker (about 1.3 s of CPU each): see `share_plans_in`."""
+    if _shared_plans_dir is None:
+        return asyncio.run(_matrix_plans())
+    with (_shared_plans_dir / "matrix-plans.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait here while the first one plans
+        made = _shared_plans_dir / "matrix-plans.pickle"
+        if made.exists():
+            return pickle.loads(made.read_bytes())
+        plans = asyncio.run(_matrix_plans())
+        made.write_bytes(pickle.dumps(plans))
+        return plans
 
 
 async def _matrix_plans() -> dict[tuple[str, str], Plan]:

@@ -1,7 +1,8 @@
 """`python -m bot ...` processes forked from one warm interpreter, for matrices that start many of them.
 
 Starting `python -m bot` costs about 0.75 s of CPU, nearly all of it imports; a matrix of twenty processes pays that
-twenty times. A zygote (one per test worker) imports the bot once and then forks one process per command. Each is a
+twenty times. A zygote (one per test worker) imports the bot once, decodes botocore's data once (each child would
+again: ~0.1 s), and then forks one process per command. Each is a
 real process of its own: its own pid, environment, output file, exit code and signals, running `bot.cli.main(args)`
 as `python -m bot` does (bot/__main__.py), minus the imports. The zygote is single-threaded and never runs an event
 loop, so forking it is safe; it reports each child's pid and, once it has reaped it, its exit code.
@@ -19,8 +20,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +35,28 @@ REPO = Path(__file__).resolve().parent.parent
 SETTLE_TIMEOUT = 60.0
 
 ZYGOTE = r"""
-import json, os, select, sys, traceback
+import json, os, select, sys, threading, traceback
+import botocore.session
 import bot.cli
+import handlers.app, handlers.check  # what `serve` and `check` load (bot/cli.py's DELEGATED)
+from bot.aws.sessions import new_session
 from bot.workflow import failpoints
+
+# Decode botocore's JSON data (endpoints, the service models) once here rather than in every child: a sync client of
+# each service the bot uses, built on the loader that every session of the bot shares (bot/aws/sessions.py).
+_warm = botocore.session.get_session()
+_warm.register_component("data_loader", new_session().get_component("data_loader"))
+for _service in ("rds", "cloudwatch", "sts"):
+    _warm.create_client(_service, region_name="us-east-1", aws_access_key_id="-", aws_secret_access_key="-")
+assert threading.active_count() == 1, "the zygote must stay single-threaded to fork safely"
 
 def child(request):
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)
-    os.dup2(log, 2)
+    err = os.open(request["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if request.get("err") else log
+    os.dup2(err, 2)
     os.environ.clear()
     os.environ.update(request["env"])
     failpoints.arm(os.environ.get("BLUEGREEN_FAILPOINT", ""))
@@ -49,7 +64,9 @@ def child(request):
     try:
         code = bot.cli.main(request["args"])
     except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
+        code = 0 if exit.code is None else exit.code if isinstance(exit.code, int) else 1
+        if isinstance(exit.code, str):
+            print(exit.code, file=sys.stderr)
     except BaseException:
         traceback.print_exc()
     finally:
@@ -86,7 +103,9 @@ class Zygote:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", ZYGOTE],
             cwd=REPO,
-            env={k: v for k, v in os.environ.items() if not k.startswith("BLUEGREEN_")},
+            # Unbuffered, as each child's environment asks (PYTHONUNBUFFERED is read at start-up, so here): what a
+            # process printed is in its log even when it is killed.
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("BLUEGREEN_")}, "PYTHONUNBUFFERED": "1"},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -115,10 +134,11 @@ class Zygote:
             else:
                 self._codes[message["ended"]] = message["code"]
 
-    def fork(self, args: list[str], env: dict[str, str], log: Path) -> int:
+    def fork(self, args: list[str], env: dict[str, str], log: Path, err: Path | None = None) -> int:
+        """Fork `python -m bot ARGS` with `env`, its stdout (and stderr, unless `err` is given) to `log`."""
         assert self.proc.stdin is not None and self.proc.poll() is None, "the zygote is gone"
         before = len(self._started)
-        request = {"args": args, "env": env, "log": str(log)}
+        request = {"args": args, "env": env, "log": str(log), "err": str(err) if err else None}
         self.proc.stdin.write(json.dumps(request).encode() + b"\n")
         self.proc.stdin.flush()
 
@@ -156,8 +176,8 @@ class ForkedBot:
         self.released_at: float | None = None
 
     def release(self) -> None:
+        self.released_at = time.time()  # before the fork: the process can have done nothing before this time
         self.pid = self.zygote.fork(self.args, self.env, self.log_path)
-        self.released_at = time.time()
 
     @property
     def returncode(self) -> int | None:
@@ -183,6 +203,12 @@ class ForkedBot:
         assert code is not None
         return code
 
+    async def killed_at_failpoint(self, timeout: float = SETTLE_TIMEOUT) -> float:
+        """Wait for the process to die of SIGKILL (its BLUEGREEN_FAILPOINT) and return when that was seen."""
+        code = await self.ended(timeout)
+        assert code == -signal.SIGKILL, f"expected SIGKILL at the failpoint, got exit {code}:\n{self.output()}"
+        return time.time()
+
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -192,6 +218,34 @@ class ForkedBot:
                 os.kill(self.pid, signal.SIGKILL)
             with contextlib.suppress(WaitTimeout):
                 wait_until(lambda: self.returncode is not None, 5, interval=0.02, what="the killed process reaped")
+
+
+@dataclass(frozen=True)
+class Completed:
+    """What `subprocess.run(..., capture_output=True, text=True)` returns, for a forked `python -m bot`."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_forked(zygote: Zygote, args: list[str], env: dict[str, str], directory: Path, timeout: float = 60) -> Completed:
+    """`python -m bot ARGS` with exactly `env`, forked from the zygote and waited for (blocking, like
+    `subprocess.run`); its stdout and stderr are kept apart in files under `directory`."""
+    out = Path(tempfile.mkstemp(prefix="bot-", suffix=".out", dir=directory)[1])
+    err = out.with_suffix(".err")
+    pid = zygote.fork(args, env, out, err)
+    try:
+        wait_until(
+            lambda: zygote.code(pid) is not None, timeout, interval=0.01, what=f"`python -m bot {' '.join(args)}`"
+        )
+    except WaitTimeout:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        raise
+    code = zygote.code(pid)
+    assert code is not None
+    return Completed(code, out.read_text(errors="replace"), err.read_text(errors="replace"))
 
 
 @pytest.fixture(scope="session", name="zygote")

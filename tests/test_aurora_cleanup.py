@@ -12,7 +12,8 @@ import pytest
 
 from bot.workflow.events import StepReport
 from tests.engine_fixtures import REQUESTER, request, run_to_end
-from tests.matrix_fixtures import approving, audited_mutations, bot_env, bot_processes, last_seq
+from tests.matrix_fixtures import approving, audited_mutations, bot_env, last_seq
+from tests.process_fixtures import forked_bots, zygote_fixture  # noqa: F401  (the `zygote` fixture)
 
 CLUSTER = "ledger-aurora"
 MEMBERS = ("ledger-aurora-1", "ledger-aurora-2")  # writer first
@@ -126,9 +127,9 @@ KILLS = {
 
 @pytest.mark.parametrize("failpoint", list(KILLS))
 async def test_killed_during_aurora_cleanup_the_resumed_run_deletes_nothing_twice(
-    failpoint, engine, store, sandbox, rds, settings, tmp_path
+    failpoint, engine, store, sandbox, rds, settings, tmp_path, zygote
 ):
-    with bot_processes(tmp_path) as start:
+    with forked_bots(zygote, tmp_path) as start:
         crashing = start(
             ["cleanup", CLUSTER, "--delete-old", "--as", REQUESTER], bot_env(sandbox, settings.db_path, failpoint)
         )

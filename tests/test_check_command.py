@@ -1,13 +1,12 @@
-"""`python -m bot check` as an operator runs it: a real subprocess against the sandbox AWS and the Slack stand-in
-over HTTP. All rows pass on a good set-up; a missing scope, a channel without the bot, a role that does not trust
-the bot and an unreachable AWS endpoint each fail their own row, with its fix, and exit 1."""
+"""`python -m bot check` as an operator runs it: a real process (forked from a warm interpreter that has done the
+imports, tests/process_fixtures.py) against the sandbox AWS and the Slack stand-in over HTTP. All rows pass on a good
+set-up; a missing scope, a channel without the bot, a role that does not trust the bot and an unreachable AWS endpoint
+each fail their own row, with its fix, and exit 1."""
 
 from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 from handlers.check import manifest_scopes
 from sandbox.aws import Sandbox
 from sandbox.slack import SlackStandInThread
+from tests.process_fixtures import Zygote, run_forked, zygote_fixture  # noqa: F401  (the `zygote` fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"
@@ -58,7 +58,13 @@ def make_role(aws_client: Callable[..., Any]) -> Callable[..., str]:
 
 
 def run_check(
-    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, environments: str, *args: str, endpoint: str = ""
+    zygote: Zygote,
+    tmp_path: Path,
+    sandbox: Sandbox,
+    slack: SlackStandInThread,
+    environments: str,
+    *args: str,
+    endpoint: str = "",
 ) -> tuple[int, dict[str, tuple[str, str, str | None]], str]:
     """Runs the command; returns its exit code, {check: (status, detail, fix)} and its whole output."""
     config = tmp_path / "bluegreen.toml"
@@ -74,9 +80,7 @@ def run_check(
         "AWS_SECRET_ACCESS_KEY": "sandbox",
         "AWS_REGION": "us-east-1",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "check", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=90
-    )
+    done = run_forked(zygote, ["check", *args], env, tmp_path, timeout=90)
     rows: dict[str, tuple[str, str, str | None]] = {}
     last = ""
     for line in done.stdout.splitlines():
@@ -104,10 +108,10 @@ def failing(rows: dict[str, tuple[str, str, str | None]]) -> set[str]:
 
 
 def test_every_row_passes_against_the_sandbox_and_the_stand_in(
-    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, make_role: Callable[..., str]
+    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, make_role: Callable[..., str], zygote: Zygote
 ) -> None:
     role = make_role()
-    code, rows, output = run_check(tmp_path, sandbox, slack, environment("prod", OPS, role))
+    code, rows, output = run_check(zygote, tmp_path, sandbox, slack, environment("prod", OPS, role))
     assert code == 0, output
     assert set(rows) == {
         "config",
@@ -132,13 +136,13 @@ def test_every_row_passes_against_the_sandbox_and_the_stand_in(
 
 
 def test_missing_scope_wrong_role_and_absent_bot_fail_with_their_fix(
-    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, make_role: Callable[..., str]
+    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, make_role: Callable[..., str], zygote: Zygote
 ) -> None:
     slack.set_scopes([scope for scope in manifest_scopes() if scope != "usergroups:read"])
     slack.set_member(DEV, False)
     stranger = make_role(trusted_account="999999999999")  # trusts another account, not the bot
     environments = environment("prod", OPS, stranger) + environment("dev", DEV)
-    code, rows, output = run_check(tmp_path, sandbox, slack, environments)
+    code, rows, output = run_check(zygote, tmp_path, sandbox, slack, environments)
     assert code == 1, output
     assert failing(rows) == {"slack: scopes", f"slack dev: {DEV}", "aws prod: sts assume-role"}, output
     _, detail, fix = rows["slack: scopes"]
@@ -153,10 +157,10 @@ def test_missing_scope_wrong_role_and_absent_bot_fail_with_their_fix(
 
 
 def test_unreachable_aws_endpoint_fails_its_row_with_the_fix(
-    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread
+    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, zygote: Zygote
 ) -> None:
     closed = "http://127.0.0.1:9"  # discard: nothing listens there
-    code, rows, output = run_check(tmp_path, sandbox, slack, environment("prod", OPS), endpoint=closed)
+    code, rows, output = run_check(zygote, tmp_path, sandbox, slack, environment("prod", OPS), endpoint=closed)
     assert code == 1, output
     assert failing(rows) == {"aws prod: sts get-caller-identity"}, output
     _, detail, fix = rows["aws prod: sts get-caller-identity"]
@@ -165,16 +169,18 @@ def test_unreachable_aws_endpoint_fails_its_row_with_the_fix(
 
 
 def test_a_role_that_may_not_simulate_skips_the_policy_row(
-    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, make_role: Callable[..., str]
+    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, make_role: Callable[..., str], zygote: Zygote
 ) -> None:
     role = make_role(policies=(POLICY,))
-    code, rows, output = run_check(tmp_path, sandbox, slack, environment("prod", OPS, role), "--environment", "prod")
+    code, rows, output = run_check(
+        zygote, tmp_path, sandbox, slack, environment("prod", OPS, role), "--environment", "prod"
+    )
     assert code == 0, output
     assert rows["aws prod: iam-policy.json"][:2] == ("skip", "skipped (no permission to simulate)"), output
 
 
 def test_a_policy_missing_actions_fails_naming_them(
-    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, make_role: Callable[..., str]
+    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, make_role: Callable[..., str], zygote: Zygote
 ) -> None:
     narrow = json.loads(POLICY)
     # Each statement is simulated with resources and tags that fit it: without the proxy statement, the
@@ -182,7 +188,7 @@ def test_a_policy_missing_actions_fails_naming_them(
     gone = {"DetachAndAttachProxyTargetsOfThisEnvironment", "DeleteOldBlueOfThisEnvironment"}
     narrow["Statement"] = [s for s in narrow["Statement"] if s["Sid"] not in gone]
     role = make_role(policies=(json.dumps(narrow), SIMULATE))
-    code, rows, output = run_check(tmp_path, sandbox, slack, environment("prod", OPS, role))
+    code, rows, output = run_check(zygote, tmp_path, sandbox, slack, environment("prod", OPS, role))
     assert code == 1, output
     assert failing(rows) == {"aws prod: iam-policy.json"}, output
     _, detail, fix = rows["aws prod: iam-policy.json"]
@@ -195,9 +201,11 @@ def test_a_policy_missing_actions_fails_naming_them(
 
 
 def test_check_refuses_a_bad_configuration_with_exit_2(
-    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread
+    tmp_path: Path, sandbox: Sandbox, slack: SlackStandInThread, zygote: Zygote
 ) -> None:
-    code, rows, output = run_check(tmp_path, sandbox, slack, environment("prod", OPS).replace('["C0OPS"]', '"C0OPS"'))
+    code, rows, output = run_check(
+        zygote, tmp_path, sandbox, slack, environment("prod", OPS).replace('["C0OPS"]', '"C0OPS"')
+    )
     assert code == 2, output
     assert rows["config"][0] == "FAIL" and "environments.prod.channels" in rows["config"][1], output
     assert set(rows) == {"config"}, "nothing else may run on a refused configuration"

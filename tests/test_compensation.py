@@ -37,10 +37,10 @@ from tests.matrix_fixtures import (
     all_calls,
     assert_proxy_serves,
     bot_env,
-    bot_processes,
     last_seq,
     successful_calls,
 )
+from tests.process_fixtures import Zygote, forked_bots, zygote_fixture  # noqa: F401  (the `zygote` fixture)
 from tests.slack_fixtures import (
     ALICE,
     BOB,
@@ -125,11 +125,11 @@ async def create_in_process(slack: SlackStandIn, settings, sandbox: Sandbox) -> 
 
 
 async def test_registration_refused_far_past_the_old_bound_is_retried_and_alerted_across_a_restart(
-    slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path, rds
+    slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path, rds, zygote: Zygote
 ) -> None:
     env = serve_env(tmp_path, slack, sandbox)
     settings = make_settings(tmp_path, slack.base_url, extra=SCALED)
-    with serve_processes(tmp_path) as start:
+    with serve_processes(zygote, tmp_path) as start:
         first = start(env)
         await create_in_process(slack, settings, sandbox)
         await first.release()
@@ -140,7 +140,7 @@ async def test_registration_refused_far_past_the_old_bound_is_retried_and_alerte
             request_message = await approval_message(slack, store, run_id)
             since = last_seq(sandbox)
             refuse_registration(sandbox)
-            second = start(env)  # its interpreter starts now; it is released after the kill
+            second = start(env)  # released (forked) after the kill
             assert (await click_button(slack, request_message, BOB)).status == 200
 
             # The first process compensates and alerts twice; then it is killed.
@@ -150,7 +150,7 @@ async def test_registration_refused_far_past_the_old_bound_is_retried_and_alerte
                 description="two alerts from the first process",
             )
             assert store.locks.holder(f"db:{DATABASE}") == run_id and store.locks.holder(f"proxy:{PROXY}") == run_id
-            first.proc.send_signal(signal.SIGKILL)
+            first.send_signal(signal.SIGKILL)
             assert await first.exited() == -signal.SIGKILL
             killed_at = time.monotonic()
             alerts_before = max(alert_times(store, run_id))
@@ -251,11 +251,11 @@ async def switchover_stuck_compensating(engine: Engine, sandbox: Sandbox) -> tup
 
 
 async def test_abandon_proxy_from_the_cli_ends_the_compensation_and_is_audited(
-    compensating_engine, sandbox: Sandbox, rds, tmp_path: Path
+    compensating_engine, sandbox: Sandbox, rds, tmp_path: Path, zygote: Zygote
 ) -> None:
     engine, sink = compensating_engine
     run, since = await switchover_stuck_compensating(engine, sandbox)
-    with bot_processes(tmp_path) as start:
+    with forked_bots(zygote, tmp_path) as start:
         cli = start(["cancel", run.id, "--abandon-proxy", "--as", "U0CAROL"], bot_env(sandbox, engine.settings.db_path))
         cli.release()
         code = await cli.ended()
@@ -286,7 +286,7 @@ async def test_abandon_proxy_from_the_cli_ends_the_compensation_and_is_audited(
 
 
 async def test_abandon_proxy_on_a_run_that_is_not_compensating_is_refused_and_changes_nothing(
-    compensating_engine, sandbox: Sandbox, tmp_path: Path
+    compensating_engine, sandbox: Sandbox, tmp_path: Path, zygote: Zygote
 ) -> None:
     engine, _ = compensating_engine
     created = await engine.start(request("create", DATABASE, mode="workaround"))
@@ -294,7 +294,7 @@ async def test_abandon_proxy_on_a_run_that_is_not_compensating_is_refused_and_ch
     waiting = await engine.start(request("switchover", DATABASE))
     await pending_request(engine.store, waiting.id)
 
-    with bot_processes(tmp_path) as start:
+    with forked_bots(zygote, tmp_path) as start:
         env = bot_env(sandbox, engine.settings.db_path)
         on_waiting = start(["cancel", waiting.id, "--abandon-proxy", "--as", "U0CAROL"], env)
         on_ended = start(["cancel", created.id, "--abandon-proxy", "--as", "U0CAROL"], env)

@@ -4,8 +4,6 @@ nothing serves (`python -m bot serve` exits 2 before opening its store or its po
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +11,7 @@ import pytest
 
 from bot import cli
 from bot.config import ConfigError, load_settings
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.process_fixtures import Zygote, run_forked, zygote_fixture  # noqa: F401  (the `zygote` fixture)
 
 GOOD_TOML = """
 [environments.prod]
@@ -213,7 +210,7 @@ def _free_port() -> int:
         "env-log-format-unknown",
     ],
 )
-def test_serve_exits_2_without_listening(name: str, tmp_path: Path) -> None:
+def test_serve_exits_2_without_listening(name: str, tmp_path: Path, zygote: Zygote) -> None:
     case = BAD[name]
     port = _free_port()
     env = {
@@ -223,9 +220,7 @@ def test_serve_exits_2_without_listening(name: str, tmp_path: Path) -> None:
         "PORT": str(port),
         **variables(case, tmp_path),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
-    )
+    done = run_forked(zygote, ["serve"], env, tmp_path)
     assert done.returncode == 2, done.stderr
     assert case.key in done.stderr and "Fix: " in done.stderr, done.stderr
     assert "listening" not in done.stderr + done.stdout

@@ -28,7 +28,6 @@ from tests.matrix_fixtures import (
     audited_mutations,
     aws_no_target_period,
     bot_env,
-    bot_processes,
     boundaries,
     expected_mutations,
     last_seq,
@@ -36,6 +35,7 @@ from tests.matrix_fixtures import (
     proxy_target_states,
     successful_calls,
 )
+from tests.process_fixtures import forked_bots, zygote_fixture  # noqa: F401  (the `zygote` fixture)
 
 PLANS = matrix_plans()
 PROXIES = {"orders-pg": ["orders-proxy"], "billing-mysql": ["billing-proxy", "billing-reporting-proxy"]}
@@ -95,12 +95,12 @@ def crash_cases() -> list[pytest.ParameterSet]:
 
 @pytest.mark.parametrize("case", crash_cases())
 async def test_killed_at_a_step_boundary_the_run_resumes_and_finishes(
-    case: CrashCase, engine, store, sandbox, rds, settings, tmp_path
+    case: CrashCase, engine, store, sandbox, rds, settings, tmp_path, zygote
 ):
     if case.strategy == "native":
         sandbox.control.config(proxy_mode="native")
-    with bot_processes(tmp_path) as start:
-        # Both processes start now; their start-up overlaps with the in-process setup below.
+    with forked_bots(zygote, tmp_path) as start:
+        # Both processes are forked from the warm zygote on release().
         crashing = start(
             [case.kind, case.database, "--mode", case.strategy, "--as", REQUESTER]
             + (["--engine-version", case.version] if case.kind == "create" else []),

@@ -192,7 +192,9 @@ def test_the_demo_page_shows_the_approval_and_bob_completes_the_switchover(web_d
             expect(reject).to_be_visible()
             expect(approval).to_contain_text("requested by @alice")
 
-            approve.scroll_into_view_if_needed()
+            # In one page task: the page replaces the thread's HTML whenever a reply arrives, which can detach the
+            # button in the middle of Playwright's own scroll (it waits for the element to be stable first).
+            approve.evaluate("button => button.scrollIntoView({block: 'center'})")
             screenshot = tmp_path / "demo-web.png"
             page.screenshot(path=str(screenshot))
             assert screenshot.stat().st_size > 10_000, "the screenshot is (nearly) empty"

@@ -37,6 +37,7 @@ from sandbox.slack import SlackStandIn
 from storage import open_store
 from tests.bot_fixtures import REPO, bot_environment, serve_processes
 from tests.matrix_fixtures import bot_env
+from tests.process_fixtures import Zygote, zygote_fixture  # noqa: F401  (the `zygote` fixture)
 from tests.slack_fixtures import ALICE, run_thread, start_run
 
 RUN_TIMEOUT = 60
@@ -235,7 +236,9 @@ def test_known_secrets_are_redacted_whatever_their_shape_in_message_arguments_an
 # ---------------------------------------------------------------- a full run of `python -m bot serve`
 
 
-async def test_json_logs_of_a_served_run_parse_carry_the_run_id_and_no_secret(sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_json_logs_of_a_served_run_parse_carry_the_run_id_and_no_secret(
+    sandbox: Sandbox, tmp_path: Path, zygote: Zygote
+) -> None:
     signing_secret = secrets.token_hex(20)
     bot_token = "xoxb-" + secrets.token_hex(16)
     aws_secret = secrets.token_hex(20)
@@ -252,7 +255,7 @@ async def test_json_logs_of_a_served_run_parse_carry_the_run_id_and_no_secret(sa
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "DEBUG",
         }
-        with serve_processes(tmp_path) as start:
+        with serve_processes(zygote, tmp_path) as start:
             serving = start(env)
             await serving.release()
             slack.app_url = f"{serving.url}/slack/events"
@@ -270,7 +273,7 @@ async def test_json_logs_of_a_served_run_parse_carry_the_run_id_and_no_secret(sa
                 assert store.runs.get(run_id).status == "succeeded"
             finally:
                 store.close()
-            serving.proc.terminate()
+            serving.terminate()
             assert await serving.exited() == 0, serving.output()
             output = serving.output()
 

@@ -16,10 +16,10 @@ process whose owner is on another host: it claims the run only because the stopp
 claim on this host would also succeed through the dead-pid check). The grace running out and a second SIGTERM are
 checked with a registration AWS keeps refusing.
 
-Cost: the CLI processes are forked from one warm interpreter per worker (tests/process_fixtures.py), so each pays
-its run and not the bot's imports, and a switchover's deployment is made with three API calls rather than a bot run.
-The whole file takes about 28 s of CPU beyond collection (test process and children together, measured serially;
-each further xdist worker adds its own zygote, about 0.8 s).
+Cost: the CLI and serve processes are forked from one warm interpreter per worker (tests/process_fixtures.py), so
+each pays its run and not the bot's imports, and a switchover's deployment is made with three API calls rather than a
+bot run. The whole file takes about 27 s of CPU beyond collection (test process and children together, measured
+serially; each further xdist worker adds its own zygote, about 1 s).
 """
 
 from __future__ import annotations
@@ -294,7 +294,7 @@ def _assert_nothing_sent_twice(sandbox: Sandbox, since: int, expected: dict[str,
 
 @pytest.mark.parametrize("case", serve_cases())
 async def test_serve_sigterm_inside_the_detached_window_tells_the_thread_and_the_run_resumes(
-    case: SigtermCase, slack: SlackStandIn, sandbox: Sandbox, rds: Any, tmp_path: Path
+    case: SigtermCase, slack: SlackStandIn, sandbox: Sandbox, rds: Any, tmp_path: Path, zygote: Zygote
 ) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BLUEGREEN_", "AWS_"))},
@@ -308,7 +308,7 @@ async def test_serve_sigterm_inside_the_detached_window_tells_the_thread_and_the
     }
     settings = make_settings(tmp_path, slack.base_url)
     store = open_store(settings.db_path)
-    with serve_processes(tmp_path) as start:
+    with serve_processes(zygote, tmp_path) as start:
         serving = start(env)
         await _deployment_to_switch_over(rds)
         since = last_seq(sandbox)

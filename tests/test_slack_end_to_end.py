@@ -27,6 +27,7 @@ from tests.bot_fixtures import (
     serve_bot,
     serve_processes,
 )
+from tests.process_fixtures import Zygote, zygote_fixture  # noqa: F401  (the `zygote` fixture)
 from tests.slack_fixtures import (
     ALICE,
     BOB,
@@ -137,7 +138,7 @@ async def test_a_late_reply_is_not_posted_twice(slack: SlackStandIn, impatient: 
 
 
 async def test_a_restarted_bot_resumes_the_run_in_the_same_thread(
-    slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path
+    slack: SlackStandIn, sandbox: Sandbox, tmp_path: Path, zygote: Zygote
 ) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BLUEGREEN_", "AWS_"))},
@@ -148,7 +149,7 @@ async def test_a_restarted_bot_resumes_the_run_in_the_same_thread(
         "AWS_SECRET_ACCESS_KEY": "sandbox",
     }
     settings = make_settings(tmp_path, slack.base_url)
-    with serve_processes(tmp_path) as start:
+    with serve_processes(zygote, tmp_path) as start:
         crashing = start({**env, "BLUEGREEN_FAILPOINT": "after-call:DeregisterDBProxyTargets"})
         # The deployment exists first (created in-process: the failpoint would fire during create's own detach).
         async with serve_bot(slack, settings, sandbox_engine(sandbox.endpoint)) as created_by:

@@ -28,11 +28,12 @@ from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioAssumeRoleCredentialFetcher, AioDeferredRefreshableCredentials
-from aiobotocore.session import AioSession, get_session
+from aiobotocore.session import AioSession
 from botocore.credentials import _DEFAULT_ADVISORY_REFRESH_TIMEOUT, _DEFAULT_MANDATORY_REFRESH_TIMEOUT, _local_now
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot import errors
+from bot.aws.sessions import new_session
 
 ROLE_SESSION_NAME = "bluegreen-bot"
 ADVISORY_SHARE = 1 / 2  # of the granted lifetime, capped at botocore's 15 minutes
@@ -106,7 +107,7 @@ async def assumed_role_credentials(
     """Refreshable credentials for `role_arn`, assumed with the standard chain's credentials through STS in
     `region` (at `endpoint_url` if given). Nothing is called until first use. A failed AssumeRole surfaces from the
     AWS call that needed it as `bot.errors.AwsError` with action AssumeRole and the role as resource."""
-    source_session = get_session()
+    source_session = new_session()
     source = await source_session.get_credentials()
     if source is None:
         raise errors.AwsError(

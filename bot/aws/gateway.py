@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession, get_session
+from aiobotocore.session import AioSession
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -39,6 +39,7 @@ from bot.aws.responses import (
     parse_instance,
     version_key,
 )
+from bot.aws.sessions import new_session
 from bot.aws.settings_changes import SettingsChanges
 
 T = TypeVar("T")
@@ -128,7 +129,7 @@ class AwsGateway(
         """One session for every client, so that with `role_arn` they all share one refreshable credentials object
         (one AssumeRole per grant, not per client). Callers hold `self._lock`."""
         if self._session is None:
-            session = get_session()
+            session = new_session()
             if self._role_arn:
                 self._credentials = await self._assumed_role_credentials()
                 use_credentials(session, self._credentials)

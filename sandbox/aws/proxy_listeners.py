@@ -29,6 +29,10 @@ class ProxyListeners:
         self._clients: dict[socket.socket, _Client] = {}
         self._routes: dict[str, str | None] = {}
         self._stop = threading.Event()
+        # stop() writes here so that the selector wakes at once: it waits up to a second otherwise (an idle sandbox in
+        # every test worker would wake twenty times a second for nothing with a short timeout).
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._selector.register(self._wake_reader, selectors.EVENT_READ, None)
         self._thread = threading.Thread(target=self._serve, name="sandbox-proxy-listeners", daemon=True)
 
     def start(self) -> None:
@@ -36,6 +40,8 @@ class ProxyListeners:
 
     def stop(self) -> None:
         self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake_writer.send(b"x")
         self._thread.join(timeout=5)
         with self._lock:
             for proxy in list(self._listeners):
@@ -43,6 +49,8 @@ class ProxyListeners:
             for client in list(self._clients):
                 self._close_client(client)
             self._selector.close()
+            self._wake_reader.close()
+            self._wake_writer.close()
 
     def addresses(self) -> dict[str, str]:
         with self._lock:
@@ -92,7 +100,9 @@ class ProxyListeners:
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            events = self._selector.select(timeout=0.05)
+            # Listeners and clients registered meanwhile are watched at once (epoll, kqueue); the timeout only bounds
+            # that on platforms whose selector would not.
+            events = self._selector.select(timeout=1.0)
             with self._lock:
                 for key, _ in events:
                     sock = key.fileobj

@@ -17,6 +17,7 @@ from sandbox.aws.control import ControlHttpApp, SandboxControl
 from sandbox.aws.fleet import create_fleet
 from sandbox.aws.iam import install as install_iam
 from sandbox.aws.metrics import publish_proxy_metrics
+from sandbox.aws.moto_speedups import install as install_moto_speedups
 from sandbox.aws.proxy_listeners import ProxyListeners
 from sandbox.aws.rds_behaviours import ACCOUNT_ID, REGION, SandboxRDSBackend, install, rds_backend
 from sandbox.aws.server import SandboxMiddleware, SandboxServer
@@ -56,6 +57,7 @@ class Sandbox:
         self.control = SandboxControl(self)
         self._server = SandboxServer(host, port, self._wrap)
         self._ticker = Ticker(self._tick)
+        self.state.scheduler.wake = self._ticker.poke
         self._last_metrics = 0.0
         self._started = False
 
@@ -72,6 +74,7 @@ class Sandbox:
         if Sandbox._running is not None:
             raise RuntimeError(f"a Sandbox is already running in this process at {Sandbox._running.endpoint}")
         Sandbox._running = self
+        install_moto_speedups()
         try:
             with self.state.lock:
                 self._rebuild_backends()
@@ -133,9 +136,17 @@ class Sandbox:
             create_fleet(backend)
 
     def _wrap(self, moto_app):  # type: ignore[no-untyped-def]
-        return SandboxMiddleware(moto_app, self.state, lambda: install(self.state), ControlHttpApp(self.control))
+        return SandboxMiddleware(
+            moto_app,
+            self.state,
+            lambda: install(self.state),
+            ControlHttpApp(self.control),
+            after_request=self._ticker.poke,
+        )
 
-    def _tick(self) -> None:
+    def _tick(self) -> float | None:
+        """Apply what is due, prune targets, sync the listeners, publish metrics every METRICS_INTERVAL; returns when
+        the next timer or publication is due (time.monotonic())."""
         try:
             with self.state.lock:
                 backend = install(self.state)
@@ -149,5 +160,10 @@ class Sandbox:
                 with self.state.lock:
                     publish_proxy_metrics(routes, self.listeners.open_connections())
                     install(self.state).publish_replica_lag()
+            with self.state.lock:
+                next_due = self.state.scheduler.next_due()
         except Exception:
             logger.exception("sandbox tick failed")
+            return None  # tried again after the ticker's idle interval
+        metrics_due = self._last_metrics + METRICS_INTERVAL
+        return metrics_due if next_due is None else min(next_due, metrics_due)

@@ -25,16 +25,26 @@ logger = logging.getLogger(__name__)
 
 class SandboxMiddleware:
     def __init__(
-        self, moto_app: WsgiApp, state: SandboxState, before_request: Callable[[], None], control_app: WsgiApp
+        self,
+        moto_app: WsgiApp,
+        state: SandboxState,
+        before_request: Callable[[], None],
+        control_app: WsgiApp,
+        after_request: Callable[[], None] = lambda: None,
     ) -> None:
+        """`after_request` is told once a request may have changed the state (the ticker, to apply it soon)."""
         self._moto_app = moto_app
         self._state = state
         self._before_request = before_request
         self._control_app = control_app
+        self._after_request = after_request
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
-            return self._control_app(environ, start_response)
+            try:
+                return self._control_app(environ, start_response)
+            finally:
+                self._after_request()
         received = time.monotonic()
         body = wire.read_body(environ)
         action, params = wire.action_and_params(environ, body)
@@ -68,6 +78,7 @@ class SandboxMiddleware:
                 code = wire.error_code(response_body, dict(headers).get("Content-Type", ""))
             if call is not None:
                 self._state.timeline.close_call(call, status_code, code)
+        self._after_request()
         start_response(status, headers)
         return [response_body]
 
