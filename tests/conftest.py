@@ -1,10 +1,14 @@
 """Shared fixtures: the sandbox AWS (over HTTP), storage, the engine on top of both, the Slack stand-in."""
 
+import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from bot.logs import LIBRARY_FLOOR, OWN_PACKAGES
 
 # Bytecode caches on, even where PYTHONDONTWRITEBYTECODE is set (as on this project's machines): without them every
 # xdist worker compiles the project and rewrites every test module's asserts again (about 3 s of CPU each), and so
@@ -26,3 +30,18 @@ def pytest_configure(config: pytest.Config) -> None:
         from tests.matrix_fixtures import share_plans_in  # here: after pytest_plugins, so those are assert-rewritten
 
         share_plans_in(Path(config.option.basetemp).parent)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_found() -> Iterator[None]:
+    """Undo what a test configured in logging: `bot.cli.main` run in-process installs the bot's handler at INFO for
+    good, and every later test in that worker would format, capture and ship each of its INFO records."""
+    names = ("", *OWN_PACKAGES, *LIBRARY_FLOOR)
+    levels = {name: logging.getLogger(name).level for name in names}
+    handlers = set(logging.getLogger().handlers)
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h not in handlers and type(h).__module__ == "bot.logs"]:
+        root.removeHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
